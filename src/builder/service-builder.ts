@@ -1,0 +1,252 @@
+import { type Classifier, defaultClassifier } from '../core/classify.js';
+import { type Clock, systemClock } from '../core/clock.js';
+import { CallContext } from '../core/context.js';
+import { deadlineQueueFor } from '../core/deadlines.js';
+import type { Duration } from '../core/duration.js';
+import { InvalidOptionError } from '../core/errors.js';
+import { EventHub } from '../core/events.js';
+import type { OptionsOrLive } from '../core/params.js';
+import { defaultRegistry, type StackRegistry } from '../core/registry.js';
+import type { Layer, LayerDescription, Service, StackEnv } from '../core/service.js';
+import { type Readiness, type ReadinessOptions, readiness } from '../layers/readiness/index.js';
+import { type RetryOptions, retry } from '../layers/retry/index.js';
+import { type TimeoutOptions, timeout } from '../layers/timeout/index.js';
+import { FunctionService } from './function-service.js';
+
+/** Options of a {@link ServiceBuilder}. */
+export interface BuilderOptions {
+  /** Name of the logical service, for metrics, events, config and `/stack`. Default `"default"`. */
+  name?: string;
+  /** The clock every layer uses. Default the system clock; a `VirtualClock` in tests. */
+  clock?: Clock;
+  /** How outcomes are judged. Default: values succeed, network errors are retryable. */
+  classifier?: Classifier<any>;
+  /** Random numbers for jitter and sampling. Default `Math.random`. */
+  random?: () => number;
+  /** Where the built stack registers for the admin endpoint; `false` for nowhere. */
+  registry?: StackRegistry | false;
+}
+
+/** What a caller can hand the stack besides the arguments. */
+export interface CallOptions {
+  /** Cancels the call. */
+  signal?: AbortSignal | undefined;
+  /** An absolute deadline already in force, in clock milliseconds (e.g. from an incoming header). */
+  deadline?: number | undefined;
+  /** The route, for metrics and per-route config. */
+  route?: string | undefined;
+}
+
+/** Options of {@link ServiceBuilder.service}. */
+export interface ServiceOptions<A extends unknown[]> {
+  /** Reads per-call options (signal, deadline, route) from the arguments, e.g. `init.signal`. */
+  context?: (...args: A) => CallOptions | undefined;
+}
+
+/** The function a builder returns: the wrapped function's signature, plus the stack's handles. */
+export type MeshFunction<A extends unknown[], R> = ((...args: A) => Promise<R>) & {
+  /** The built stack, for composing it as a service. */
+  readonly stack: Service<unknown[], R>;
+  /** Typed listeners: `fn.events.on('retry', ...)`. */
+  readonly events: EventHub;
+  /** Name of the logical service. */
+  readonly serviceName: string;
+  /** Each layer with its live parameters and state, outermost first. */
+  describe(): LayerDescription[];
+  /** Whether a call now would be admitted without waiting. */
+  ready(): boolean;
+  /** Releases every layer's timers and listeners; later calls are refused. */
+  close(): Promise<void>;
+};
+
+/** The argument list of a one-argument function: none when its only parameter is the context. */
+export type ArgsOf<A1> = [A1] extends [CallContext] ? [] : unknown extends A1 ? [] : [A1];
+
+const DEFAULTS = { name: 'default', clock: systemClock, classifier: defaultClassifier as Classifier<any>, random: Math.random };
+
+/**
+ * An immutable chain of layers, Tower's `ServiceBuilder`: each method returns a new builder,
+ * the first layer added sees the request first, and {@link ServiceBuilder.service} ends the
+ * chain and returns a function with the wrapped function's argument and result types.
+ *
+ * ```ts
+ * const getUser = new ServiceBuilder({ name: 'users' })
+ *   .timeout('250ms')
+ *   .retry({ attempts: 3 })
+ *   .service(async (id: string, ctx) => (await fetch(url(id), { signal: ctx.signal })).json());
+ * await getUser('42');
+ * ```
+ *
+ * The wrapped function receives the {@link CallContext} as one more argument after its own
+ * declared parameters (after the caller's arguments if the caller passed more).
+ */
+export class ServiceBuilder {
+  readonly #layers: readonly Layer<any, any>[];
+  readonly #options: Readonly<BuilderOptions>;
+
+  constructor(options: BuilderOptions = {}, layers: readonly Layer<any, any>[] = []) {
+    checkBuilderOptions(options);
+    this.#options = options;
+    this.#layers = layers;
+  }
+
+  /** Adds any layer; it wraps every layer added after it. */
+  layer(layer: Layer<any, any>): ServiceBuilder {
+    if (typeof layer?.wrap !== 'function' || typeof layer.name !== 'string') {
+      throw new InvalidOptionError('layer', 'must be a Layer: an object with a name and a wrap(inner, env) function');
+    }
+    return new ServiceBuilder(this.#options, [...this.#layers, layer]);
+  }
+
+  /** A copy with other builder options (name, clock, classifier, ...). */
+  with(options: BuilderOptions): ServiceBuilder {
+    return new ServiceBuilder({ ...this.#options, ...options }, this.#layers);
+  }
+
+  /** A copy for the named logical service. */
+  named(name: string): ServiceBuilder {
+    return this.with({ name });
+  }
+
+  /** Adds a {@link timeout} layer. */
+  timeout(options: OptionsOrLive<TimeoutOptions | Duration>): ServiceBuilder {
+    return this.layer(timeout(options));
+  }
+
+  /** Adds a {@link retry} layer. */
+  retry(options: OptionsOrLive<RetryOptions> = {}): ServiceBuilder {
+    return this.layer(retry(options));
+  }
+
+  /** Adds a {@link readiness} layer. */
+  readiness(gate: Readiness, options?: ReadinessOptions): ServiceBuilder {
+    return this.layer(readiness(gate, options));
+  }
+
+  /** The layers, outermost first. */
+  get layers(): readonly Layer<any, any>[] {
+    return this.#layers;
+  }
+
+  /** The environment the layers of a stack built now would share. */
+  env(): StackEnv {
+    const clock = this.#options.clock ?? DEFAULTS.clock;
+    return {
+      service: this.#options.name ?? DEFAULTS.name,
+      clock,
+      classifier: this.#options.classifier ?? DEFAULTS.classifier,
+      events: new EventHub(),
+      deadlines: deadlineQueueFor(clock),
+      random: this.#options.random ?? DEFAULTS.random,
+    };
+  }
+
+  /** Wraps a {@link Service} in the layers (innermost last); for integrations and composition. */
+  build<Req, Res>(inner: Service<Req, Res>, env: StackEnv = this.env()): Service<Req, Res> {
+    let service: Service<any, any> = inner;
+    for (let i = this.#layers.length - 1; i >= 0; i--) service = (this.#layers[i] as Layer<any, any>).wrap(service, env);
+    return service;
+  }
+
+  /**
+   * Ends the chain over a function whose last parameter is the {@link CallContext}, and returns
+   * one with the same arguments (without the context) and result. One-argument functions get
+   * `ctx` typed for them; with more arguments, annotate it (`ctx: CallContext`).
+   */
+  service<A1, R>(fn: (arg: A1, ctx: CallContext) => R, options?: ServiceOptions<ArgsOf<A1>>): MeshFunction<ArgsOf<A1>, Awaited<R>>;
+  service<A extends unknown[], R>(fn: (...args: [...A, CallContext]) => R, options?: ServiceOptions<A>): MeshFunction<A, Awaited<R>>;
+  service(fn: (...args: any[]) => unknown, options: ServiceOptions<any[]> = {}): MeshFunction<any[], unknown> {
+    if (typeof fn !== 'function') throw new InvalidOptionError('service', `must be a function (got ${typeof fn})`);
+    return this.#finish(fn, true, options);
+  }
+
+  /**
+   * Ends the chain over a function that takes no context, returning a function with exactly its
+   * signature (`wrap(fetch)` is still a `fetch`). Layers still apply; the callee just does not
+   * see the context (use an integration, such as `meshFetch`, to map its signal).
+   */
+  wrap<A extends unknown[], R>(fn: (...args: A) => R, options?: ServiceOptions<A>): MeshFunction<A, Awaited<R>> {
+    if (typeof fn !== 'function') throw new InvalidOptionError('wrap', `must be a function (got ${typeof fn})`);
+    return this.#finish(fn as (...args: any[]) => unknown, false, options ?? {}) as MeshFunction<A, Awaited<R>>;
+  }
+
+  #finish(fn: (...args: any[]) => unknown, passContext: boolean, options: ServiceOptions<any[]>): MeshFunction<any[], unknown> {
+    const env = this.env();
+    const stack = this.build(new FunctionService(fn, passContext), env) as Service<unknown[], unknown>;
+    // The context goes in the function's last declared parameter (fn.length counts those before
+    // any default or rest parameter); a caller passing more arguments pushes it further.
+    const ownParams = passContext ? Math.max(0, fn.length - 1) : 0;
+    const readContext = options.context;
+    let wrapped: (...args: unknown[]) => Promise<unknown>;
+    if (readContext === undefined) {
+      wrapped = passContext
+        ? (...args: unknown[]) => {
+            if (args.length < ownParams) args.length = ownParams;
+            const ctx = new CallContext();
+            args.push(ctx);
+            return stack.call(args, ctx);
+          }
+        : (...args: unknown[]) => stack.call(args, new CallContext());
+    } else {
+      wrapped = (...args: unknown[]) => {
+        const given = readContext(...args);
+        const ctx = new CallContext(given?.signal, given?.deadline);
+        if (given?.route !== undefined) ctx.route = given.route;
+        if (passContext) {
+          if (args.length < ownParams) args.length = ownParams;
+          args.push(ctx);
+        }
+        return settleWith(stack.call(args, ctx), ctx);
+      };
+    }
+    const registry = this.#options.registry === undefined ? defaultRegistry : this.#options.registry;
+    const registered = { name: env.service, describe: () => stack.describe?.() ?? [] };
+    if (registry) registry.add(registered);
+    let closing: Promise<void> | undefined;
+    return Object.assign(wrapped, {
+      stack,
+      events: env.events,
+      serviceName: env.service,
+      describe: registered.describe,
+      ready: () => stack.ready?.() ?? true,
+      close: () => {
+        if (closing === undefined) {
+          if (registry) registry.delete(registered);
+          closing = Promise.resolve(stack.close?.()).then(() => env.deadlines.disarmIfIdle());
+        }
+        return closing;
+      },
+    });
+  }
+}
+
+async function settleWith<R>(promise: Promise<R>, ctx: CallContext): Promise<R> {
+  try {
+    return await promise;
+  } finally {
+    ctx.dispose();
+  }
+}
+
+function checkBuilderOptions(options: BuilderOptions): void {
+  if (options === null || typeof options !== 'object') throw new InvalidOptionError('options', 'must be an object');
+  const problems: { field: string; message: string }[] = [];
+  if (options.name !== undefined && (typeof options.name !== 'string' || !/^[A-Za-z0-9_.:-]{1,128}$/.test(options.name))) {
+    problems.push({
+      field: 'name',
+      message: `must be 1 to 128 letters, digits, "_", ".", ":" or "-" (got ${JSON.stringify(options.name)})`,
+    });
+  }
+  if (options.clock !== undefined && (typeof options.clock?.now !== 'function' || typeof options.clock.setTimer !== 'function')) {
+    problems.push({ field: 'clock', message: 'must be a Clock with now(), setTimer() and clearTimer()' });
+  }
+  if (
+    options.classifier !== undefined &&
+    (typeof options.classifier?.classifyError !== 'function' || typeof options.classifier.classifyResult !== 'function')
+  ) {
+    problems.push({ field: 'classifier', message: 'must be a Classifier with classifyResult() and classifyError()' });
+  }
+  if (options.random !== undefined && typeof options.random !== 'function')
+    problems.push({ field: 'random', message: 'must be a function returning [0, 1)' });
+  if (problems.length > 0) throw new InvalidOptionError(problems);
+}

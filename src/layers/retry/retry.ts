@@ -1,0 +1,186 @@
+import { type Classification, type Classifier, isNetworkError } from '../../core/classify.js';
+import type { Clock } from '../../core/clock.js';
+import type { CallContext } from '../../core/context.js';
+import { formatDuration } from '../../core/duration.js';
+import { ServiceClosedError } from '../../core/errors.js';
+import type { EventHub, RetrySkipReason } from '../../core/events.js';
+import type { Param } from '../../core/params.js';
+import { describeChain, type LayerDescription, type Service, type StackEnv } from '../../core/service.js';
+import { TimeoutService } from '../timeout/timeout.js';
+import { backoffDelay } from './backoff.js';
+import { RetryBudget, type RetryBudgetOptions } from './budget.js';
+import { matchesRetryOn, type RetryParams } from './options.js';
+
+/** Counts of what the retry layer decided, by outcome: the record of why retries did not happen. */
+export interface RetryStats {
+  /** Logical calls. */
+  calls: number;
+  /** Retries sent. */
+  retried: number;
+  /** Failures not retried, by reason. */
+  skipped: Record<RetrySkipReason, number>;
+}
+
+/** Sleeps on the clock; resolves `false` early if the call is abandoned meanwhile. */
+function sleep(clock: Clock, ms: number, ctx: CallContext): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = clock.setTimer(() => {
+      ctx.setWaker(undefined);
+      resolve(true);
+    }, ms);
+    ctx.setWaker(() => {
+      clock.clearTimer(timer);
+      resolve(false);
+    });
+  });
+}
+
+/** The service of the retry layer; see the module doc in `index.ts`. */
+export class RetryService<Req, Res> implements Service<Req, Res> {
+  readonly stats: RetryStats = {
+    calls: 0,
+    retried: 0,
+    skipped: { budget: 0, 'not-retryable': 0, attempts: 0, deadline: 0, cancelled: 0 },
+  };
+  readonly #inner: Service<Req, Res>;
+  readonly #perTry: TimeoutService<Req, Res>;
+  readonly #param: Param<RetryParams>;
+  readonly #clock: Clock;
+  readonly #classifier: Classifier<unknown>;
+  readonly #events: EventHub;
+  readonly #service: string;
+  readonly #random: () => number;
+  #budgetSource: RetryBudget | RetryBudgetOptions | undefined = undefined;
+  #budget: RetryBudget | undefined = undefined;
+  #closed = false;
+
+  constructor(inner: Service<Req, Res>, param: Param<RetryParams>, env: StackEnv, random: () => number) {
+    this.#inner = inner;
+    this.#param = param;
+    this.#clock = env.clock;
+    this.#classifier = env.classifier;
+    this.#events = env.events;
+    this.#service = env.service;
+    this.#random = random;
+    this.#perTry = new TimeoutService(inner, { get: () => param.get().perTry }, env.deadlines, env.events, env.service);
+  }
+
+  /** The budget in force (shared or this stack's own), if any. */
+  get budget(): RetryBudget | undefined {
+    return this.#budgetFor(this.#param.get());
+  }
+
+  async call(req: Req, ctx: CallContext): Promise<Res> {
+    if (this.#closed) throw new ServiceClosedError({ layer: 'retry' });
+    const params = this.#param.get();
+    const budget = this.#budgetFor(params);
+    budget?.deposit();
+    this.stats.calls++;
+    const target = params.perTryTimeoutMs === Number.POSITIVE_INFINITY ? this.#inner : this.#perTry;
+    // Our own view of the deadline: a per-try timeout below restores it, one above set it.
+    const deadline = ctx.deadline;
+    let previousDelay = 0;
+    for (let attempt = 1; ; attempt++) {
+      if (attempt > 1) ctx.beginAttempt(attempt);
+      let result: Res | undefined;
+      let error: unknown;
+      let threw = false;
+      try {
+        result = await target.call(req, ctx);
+      } catch (caught) {
+        error = caught;
+        threw = true;
+      }
+      const verdict = threw ? this.#classifier.classifyError(error) : this.#classifier.classifyResult(result);
+      if (verdict.kind === 'success') return result as Res;
+
+      let skip: RetrySkipReason | undefined;
+      let delay = 0;
+      if (ctx.cancelled) skip = 'cancelled';
+      else if (!matchesRetryOn(params.retryOn, verdict, threw, error, result, isNetworkError)) skip = 'not-retryable';
+      else if (attempt > params.attempts) skip = 'attempts';
+      else {
+        delay = backoffDelay(params.backoff, attempt, previousDelay, this.#random);
+        if (params.honorRetryAfter && verdict.retryAfterMs !== undefined && verdict.retryAfterMs > delay) delay = verdict.retryAfterMs;
+        if (this.#clock.now() + delay >= deadline) skip = 'deadline';
+        else if (budget !== undefined && !budget.withdraw()) skip = 'budget';
+      }
+      if (skip !== undefined) {
+        this.#skipped(skip, attempt, verdict);
+        if (threw) throw error;
+        return result as Res;
+      }
+
+      this.stats.retried++;
+      if (this.#events.wants('retry')) {
+        this.#events.emit('retry', { service: this.#service, attempt, delayMs: delay, status: verdict.status, error });
+      }
+      if (!threw) params.discard?.(result);
+      previousDelay = delay;
+      if (delay > 0 && !(await sleep(this.#clock, delay, ctx))) {
+        this.#skipped('cancelled', attempt, verdict);
+        if (threw) throw error;
+        return result as Res;
+      }
+      if (ctx.cancelled || this.#clock.now() >= deadline) {
+        this.#skipped(ctx.cancelled ? 'cancelled' : 'deadline', attempt, verdict);
+        if (threw) throw error;
+        return result as Res;
+      }
+    }
+  }
+
+  ready(): boolean {
+    return !this.#closed && (this.#inner.ready?.() ?? true);
+  }
+
+  describe(): LayerDescription[] {
+    const p = this.#param.get();
+    return describeChain(
+      {
+        layer: 'retry',
+        params: {
+          attempts: p.attempts,
+          retryOn: typeof p.retryOn === 'function' ? 'custom' : [...p.retryOn],
+          backoff:
+            p.backoff.kind === 'custom'
+              ? 'custom'
+              : {
+                  kind: p.backoff.kind,
+                  base: formatDuration(p.backoff.baseMs),
+                  max: formatDuration(p.backoff.maxMs),
+                  jitter: p.backoff.jitter,
+                },
+          perTryTimeout: formatDuration(p.perTryTimeoutMs),
+        },
+        state: { ...this.stats, skipped: { ...this.stats.skipped }, budget: this.#budgetFor(p)?.describe() ?? 'none' },
+      },
+      this.#inner as Service<unknown, unknown>,
+    );
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#perTry.close();
+  }
+
+  #budgetFor(params: RetryParams): RetryBudget | undefined {
+    if (params.budget !== this.#budgetSource || (params.budget !== undefined && this.#budget === undefined)) {
+      this.#budgetSource = params.budget;
+      this.#budget =
+        params.budget === undefined
+          ? undefined
+          : params.budget instanceof RetryBudget
+            ? params.budget
+            : new RetryBudget(params.budget, this.#clock);
+    }
+    return this.#budget;
+  }
+
+  #skipped(reason: RetrySkipReason, attempt: number, verdict: Classification): void {
+    this.stats.skipped[reason]++;
+    if (this.#events.wants('retry-skipped')) {
+      this.#events.emit('retry-skipped', { service: this.#service, attempt, reason, status: verdict.status });
+    }
+  }
+}

@@ -1,0 +1,146 @@
+import type { Clock } from '../../core/clock.js';
+import type { CallContext } from '../../core/context.js';
+import { DeadlineEntry, type DeadlineList, type DeadlineQueue } from '../../core/deadlines.js';
+import { formatDuration } from '../../core/duration.js';
+import { ServiceClosedError, TimeoutError } from '../../core/errors.js';
+import type { EventHub } from '../../core/events.js';
+import type { Param } from '../../core/params.js';
+import { describeChain, type LayerDescription, type Service } from '../../core/service.js';
+import type { TimeoutParams } from './options.js';
+
+// The promise executor reads its target from here, so creating a pending call allocates no
+// closure (the executor runs synchronously inside `new Promise`).
+let executorTarget: PendingCall | undefined;
+function captureSettlers(resolve: (value: unknown) => void, reject: (error: unknown) => void): void {
+  const target = executorTarget as PendingCall;
+  target.resolve = resolve;
+  target.reject = reject;
+}
+
+/** One call racing its deadline. */
+class PendingCall extends DeadlineEntry {
+  resolve!: (value: unknown) => void;
+  reject!: (error: unknown) => void;
+  readonly promise: Promise<unknown>;
+  settled = false;
+  readonly ctx: CallContext;
+  readonly previousDeadline: number;
+  readonly timeoutMs: number;
+  readonly owner: TimeoutService<unknown, unknown>;
+
+  constructor(owner: TimeoutService<unknown, unknown>, ctx: CallContext, previousDeadline: number, timeoutMs: number) {
+    super();
+    this.owner = owner;
+    this.ctx = ctx;
+    this.previousDeadline = previousDeadline;
+    this.timeoutMs = timeoutMs;
+    executorTarget = this;
+    this.promise = new Promise(captureSettlers);
+    executorTarget = undefined;
+  }
+
+  expire(): void {
+    if (this.settled) return;
+    this.settled = true;
+    const ctx = this.ctx;
+    ctx.deadline = this.previousDeadline;
+    const error = new TimeoutError(Math.round(this.timeoutMs));
+    // Abandon what runs below; layers above judge by their own deadline whether the call may
+    // go on (a retry above a per-try timeout) or is over.
+    ctx.abortAttempt(error);
+    this.owner.timedOut(this);
+    this.reject(error);
+  }
+}
+
+async function race(inner: Service<unknown, unknown>, req: unknown, pending: PendingCall): Promise<void> {
+  const ctx = pending.ctx;
+  try {
+    const value = await inner.call(req, ctx);
+    if (pending.settled) return;
+    pending.settled = true;
+    ctx.deadline = pending.previousDeadline;
+    pending.list?.remove(pending);
+    pending.resolve(value);
+  } catch (error) {
+    if (pending.settled) return;
+    pending.settled = true;
+    ctx.deadline = pending.previousDeadline;
+    pending.list?.remove(pending);
+    pending.reject(error);
+  }
+}
+
+/** The service of the timeout layer; see the module doc in `index.ts`. */
+export class TimeoutService<Req, Res> implements Service<Req, Res> {
+  readonly #inner: Service<Req, Res>;
+  readonly #param: Param<TimeoutParams>;
+  readonly #clock: Clock;
+  readonly #deadlines: DeadlineQueue;
+  readonly #events: EventHub;
+  readonly #service: string;
+  #list: DeadlineList | undefined = undefined;
+  #listMs = Number.NaN;
+  #closed = false;
+
+  constructor(inner: Service<Req, Res>, param: Param<TimeoutParams>, deadlines: DeadlineQueue, events: EventHub, service: string) {
+    this.#inner = inner;
+    this.#param = param;
+    this.#deadlines = deadlines;
+    this.#clock = deadlines.clock;
+    this.#events = events;
+    this.#service = service;
+  }
+
+  call(req: Req, ctx: CallContext): Promise<Res> {
+    if (this.#closed) return Promise.reject(new ServiceClosedError({ layer: 'timeout' }));
+    const timeoutMs = this.#param.get().timeoutMs;
+    const previousDeadline = ctx.deadline;
+    if (timeoutMs === Number.POSITIVE_INFINITY && previousDeadline === Number.POSITIVE_INFINITY) {
+      return this.#inner.call(req, ctx);
+    }
+    const now = this.#clock.now();
+    const own = now + timeoutMs;
+    const at = own < previousDeadline ? own : previousDeadline;
+    if (at <= now) {
+      return Promise.reject(new TimeoutError(Math.round(timeoutMs < previousDeadline - now ? timeoutMs : 0)));
+    }
+    const pending = new PendingCall(this as TimeoutService<unknown, unknown>, ctx, previousDeadline, at - now);
+    ctx.deadline = at;
+    this.#listOf(timeoutMs).insert(pending, at, now);
+    void race(this.#inner as Service<unknown, unknown>, req, pending);
+    return pending.promise as Promise<Res>;
+  }
+
+  /** @internal reports an expiry. */
+  timedOut(pending: PendingCall): void {
+    if (this.#events.wants('timeout')) {
+      this.#events.emit('timeout', { service: this.#service, timeoutMs: pending.timeoutMs, attempt: pending.ctx.attempt });
+    }
+  }
+
+  ready(): boolean {
+    return !this.#closed && (this.#inner.ready?.() ?? true);
+  }
+
+  describe(): LayerDescription[] {
+    return describeChain(
+      { layer: 'timeout', params: { timeout: formatDuration(this.#param.get().timeoutMs) } },
+      this.#inner as Service<unknown, unknown>,
+    );
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#deadlines.disarmIfIdle();
+    await this.#inner.close?.();
+  }
+
+  #listOf(timeoutMs: number): DeadlineList {
+    if (timeoutMs !== this.#listMs || this.#list === undefined) {
+      this.#list = this.#deadlines.listFor(timeoutMs === Number.POSITIVE_INFINITY ? -1 : timeoutMs);
+      this.#listMs = timeoutMs;
+    }
+    return this.#list;
+  }
+}
