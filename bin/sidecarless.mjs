@@ -1,0 +1,13 @@
+#!/usr/bin/env node
+// Runs the built CLI when installed; from a checkout, falls back to the TypeScript sources.
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const built = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+let mod;
+if (existsSync(built)) mod = await import(built);
+else {
+  await import('tsx/esm');
+  mod = await import('../src/cli/main.ts');
+}
+process.exitCode = await mod.main(process.argv);
