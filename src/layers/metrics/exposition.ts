@@ -1,0 +1,168 @@
+/**
+ * Scrape-time exposition. The hot path only bumps our own counters; this module turns them into
+ * metric families once per scrape and hands them out as Prometheus text (our own renderer, no
+ * dependency) or to prom-client, whose `Registry` accepts any metric object with a `get()` — its
+ * collect hook — so our numbers appear in a registry the user already serves, next to theirs.
+ *
+ * @module
+ */
+
+import { LATENCY_BUCKETS_MS } from './buckets.js';
+import { type MetricsState, RETRY_OUTCOMES } from './state.js';
+
+/** One sample line: suffix (`_bucket`, `_sum`, `_count` or none), labels, value. */
+export interface Sample {
+  readonly suffix: '' | '_bucket' | '_sum' | '_count';
+  readonly labels: Readonly<Record<string, string>>;
+  readonly value: number;
+}
+
+/** A metric family as Prometheus knows it. */
+export interface MetricFamily {
+  readonly name: string;
+  readonly help: string;
+  readonly type: 'counter' | 'gauge' | 'histogram';
+  readonly samples: Sample[];
+}
+
+/** Metric names, shared by the exposition, the OpenTelemetry bridge and the tests. */
+export const METRIC_NAMES = {
+  requests: 'sidecarless_requests_total',
+  latency: 'sidecarless_response_latency_seconds',
+  inFlight: 'sidecarless_requests_in_flight',
+  retries: 'sidecarless_retries_total',
+  events: 'sidecarless_layer_events_total',
+} as const;
+
+const LE = [...LATENCY_BUCKETS_MS.map((ms) => String(ms / 1000)), '+Inf'];
+
+/** The families of a set of metrics layers. */
+export function collectFamilies(states: Iterable<MetricsState>): MetricFamily[] {
+  const requests: Sample[] = [];
+  const latency: Sample[] = [];
+  const inFlight: Sample[] = [];
+  const retries: Sample[] = [];
+  const events: Sample[] = [];
+  for (const state of states) {
+    for (const route of state.routes) {
+      inFlight.push({ suffix: '', labels: route.labels, value: route.inFlight });
+      for (const series of route.series) {
+        requests.push({ suffix: '', labels: series.labels, value: series.count });
+        let cumulative = 0;
+        for (let i = 0; i < LE.length; i++) {
+          cumulative += series.buckets[i] as number;
+          latency.push({ suffix: '_bucket', labels: { ...series.labels, le: LE[i] as string }, value: cumulative });
+        }
+        latency.push({ suffix: '_sum', labels: series.labels, value: series.sumMs / 1000 });
+        latency.push({ suffix: '_count', labels: series.labels, value: series.count });
+      }
+    }
+    if (state.scope === 'call') {
+      RETRY_OUTCOMES.forEach((outcome, i) => {
+        retries.push({ suffix: '', labels: { ...state.labels, outcome }, value: state.retries[i] as number });
+      });
+    }
+    for (const [event, value] of state.events) events.push({ suffix: '', labels: { ...state.labels, event }, value });
+  }
+  return [
+    {
+      name: METRIC_NAMES.requests,
+      help: 'Settled requests by route, endpoint, classification and status.',
+      type: 'counter',
+      samples: requests,
+    },
+    { name: METRIC_NAMES.latency, help: 'Response latency in seconds (Linkerd buckets).', type: 'histogram', samples: latency },
+    { name: METRIC_NAMES.inFlight, help: 'Requests in flight.', type: 'gauge', samples: inFlight },
+    {
+      name: METRIC_NAMES.retries,
+      help: 'Retry decisions: retries sent and failures not retried, by reason.',
+      type: 'counter',
+      samples: retries,
+    },
+    {
+      name: METRIC_NAMES.events,
+      help: 'Events of other layers (breaker, shedding, rate limit, hedge, timeout).',
+      type: 'counter',
+      samples: events,
+    },
+  ];
+}
+
+const escapeLabel = (value: string): string => value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+
+function formatValue(value: number): string {
+  if (Number.isNaN(value)) return 'NaN';
+  if (value === Number.POSITIVE_INFINITY) return '+Inf';
+  if (value === Number.NEGATIVE_INFINITY) return '-Inf';
+  return String(value);
+}
+
+/** Prometheus text exposition format 0.0.4. */
+export function renderText(families: readonly MetricFamily[]): string {
+  const lines: string[] = [];
+  for (const family of families) {
+    lines.push(`# HELP ${family.name} ${family.help}`, `# TYPE ${family.name} ${family.type}`);
+    for (const sample of family.samples) {
+      const labels = Object.entries(sample.labels)
+        .map(([k, v]) => `${k}="${escapeLabel(v)}"`)
+        .join(',');
+      lines.push(`${family.name}${sample.suffix}${labels ? `{${labels}}` : ''} ${formatValue(sample.value)}`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** Content type of {@link renderText}. */
+export const TEXT_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+/** The part of prom-client's `Registry` we use; any registry instance fits. */
+export interface PromRegistryLike {
+  registerMetric(metric: any): void;
+  getSingleMetric(name: string): unknown;
+  removeSingleMetric(name: string): void;
+  metrics(): Promise<string>;
+  readonly contentType: string;
+}
+
+/**
+ * Registers one collector per family in a prom-client registry: each reads our counters when
+ * the registry is scraped. Returns a function that removes them again.
+ */
+export function registerCollectors(prom: PromRegistryLike, source: () => MetricFamily[]): () => void {
+  // A scrape asks every collector in one synchronous loop: compute the families once for all.
+  let cached: MetricFamily[] | undefined;
+  const families = (): MetricFamily[] => {
+    if (cached === undefined) {
+      cached = source();
+      queueMicrotask(() => {
+        cached = undefined;
+      });
+    }
+    return cached;
+  };
+  const names = Object.values(METRIC_NAMES);
+  const collectors = names.map((name, index) => ({
+    name,
+    help: '',
+    type: '',
+    aggregator: 'sum',
+    async get() {
+      const family = families()[index] as MetricFamily;
+      return {
+        name,
+        help: family.help,
+        type: family.type,
+        aggregator: 'sum',
+        values: family.samples.map((s) => ({ metricName: `${name}${s.suffix}`, labels: s.labels, value: s.value })),
+      };
+    },
+    reset() {},
+  }));
+  for (const collector of collectors) {
+    if (prom.getSingleMetric(collector.name) !== undefined) prom.removeSingleMetric(collector.name);
+    prom.registerMetric(collector);
+  }
+  return () => {
+    for (const collector of collectors) if (prom.getSingleMetric(collector.name) === collector) prom.removeSingleMetric(collector.name);
+  };
+}

@@ -1,0 +1,214 @@
+/**
+ * # metrics
+ *
+ * Linkerd's golden metrics for a stack — requests by classification and status, a latency
+ * histogram on Linkerd's buckets, requests in flight, retries by outcome (sent, or not sent
+ * because of the budget, the attempt limit, the deadline, a failure that is not retryable) and
+ * the events of other layers (breaker transitions, shed, rate-limited, hedges, timeouts) — per
+ * service, route and endpoint.
+ *
+ * Why our own counters: a prom-client `Histogram.observe` costs about 0.7 µs, ten bare calls.
+ * The hot path here bumps integers and a `Float64Array` slot in a series found once per
+ * (route, endpoint, status) and then cached, and reads the clock twice. Exposition happens at
+ * scrape time: {@link MetricsRegistry.text} renders Prometheus text without dependencies,
+ * {@link MetricsRegistry.registerWith} feeds a prom-client `Registry` the user already serves
+ * (prom-client is an optional peer, loaded only by {@link MetricsRegistry.promRegistry}), and
+ * OpenTelemetry observable instruments report the same counters when a MeterProvider is
+ * registered.
+ *
+ * Two views, as Linkerd keeps them: with `scope: 'call'` (default; put it outermost) a logical
+ * call is counted once with the outcome the caller saw — "effective"; a second layer with
+ * `scope: 'attempt'` placed inside `retry` counts every attempt — "actual". Retry decisions are
+ * read from the stack's `retry` / `retry-skipped` events by the call-scope layer.
+ *
+ * Prior art: linkerd2-proxy's `response_total` / `response_latency_ms` and `linkerd viz stat`;
+ * Tower's metrics layers; Finagle's `StatsFilter`.
+ *
+ * @module
+ */
+
+import { z } from 'zod';
+import type { CallContext } from '../../core/context.js';
+import { InvalidOptionError, ServiceClosedError } from '../../core/errors.js';
+import type { MeshEventName, RetrySkipReason, Subscription } from '../../core/events.js';
+import { describeChain, type Layer, type LayerDescription, type Service, type StackEnv } from '../../core/service.js';
+import { int, parseOptions } from '../../core/validate.js';
+import type { PromRegistryLike } from './exposition.js';
+import { defaultMetricsRegistry, MetricsRegistry } from './registry.js';
+import { MetricsState, RETRY_OUTCOMES, type RetryOutcome } from './state.js';
+
+export { bucketIndex, LATENCY_BUCKETS_MS, quantile } from './buckets.js';
+export { collectFamilies, METRIC_NAMES, type MetricFamily, type PromRegistryLike, renderText, TEXT_CONTENT_TYPE } from './exposition.js';
+export type { MeterProviderLike } from './otel.js';
+export { defaultMetricsRegistry, type LatencyPercentiles, MetricsRegistry, type ServiceStats, type SnapshotOptions } from './registry.js';
+export { type MetricsScope, MetricsState, RETRY_OUTCOMES, type RetryOutcome } from './state.js';
+
+/** Events of other layers counted by default, when a layer of the stack publishes them. */
+export const DEFAULT_COUNTED_EVENTS: readonly string[] = Object.freeze([
+  'timeout',
+  'not-ready',
+  'hedge',
+  'shed',
+  'rate-limited',
+  'circuit-open',
+  'circuit-half-open',
+  'circuit-closed',
+  'circuit-state',
+]);
+
+/** Options of the metrics layer. */
+export interface MetricsOptions {
+  /** The service label. Default: the stack's name. */
+  service?: string;
+  /** Where the layer registers for `/metrics` and the dashboard. Default {@link defaultMetricsRegistry}. */
+  registry?: MetricsRegistry;
+  /** `call` (default, outermost: what the caller saw) or `attempt` (inside retry: each attempt). */
+  scope?: 'call' | 'attempt';
+  /** A prom-client `Registry` to publish into as well (read at its scrapes). */
+  prometheus?: PromRegistryLike;
+  /** Distinct routes kept before further ones are counted as `overflow`. Default 100. */
+  maxRoutes?: number;
+  /** Distinct endpoints kept per route before further ones are counted as `overflow`. Default 256. */
+  maxEndpoints?: number;
+  /** Names of other layers' events to count. Default {@link DEFAULT_COUNTED_EVENTS}. */
+  events?: readonly string[];
+}
+
+const schema = z.strictObject({
+  service: z
+    .string({ error: 'must be 1 to 128 letters, digits, "_", ".", ":" or "-"' })
+    .regex(/^[A-Za-z0-9_.:-]{1,128}$/, { error: 'must be 1 to 128 letters, digits, "_", ".", ":" or "-"' })
+    .optional(),
+  registry: z.instanceof(MetricsRegistry, { error: 'must be a MetricsRegistry' }).optional(),
+  scope: z.enum(['call', 'attempt'], { error: 'must be "call" or "attempt"' }).default('call'),
+  prometheus: z
+    .custom<PromRegistryLike>((v) => typeof (v as PromRegistryLike)?.registerMetric === 'function', {
+      error: 'must be a prom-client Registry',
+    })
+    .optional(),
+  maxRoutes: int(1, 10_000).default(100),
+  maxEndpoints: int(1, 10_000).default(256),
+  events: z.array(z.string().min(1), { error: 'must be a list of event names' }).default([...DEFAULT_COUNTED_EVENTS]),
+});
+
+const SKIP_OUTCOME: Record<RetrySkipReason, RetryOutcome> = {
+  budget: 'budget',
+  'not-retryable': 'not_retryable',
+  attempts: 'exhausted',
+  deadline: 'deadline',
+  cancelled: 'cancelled',
+};
+
+/** Scopes already measured per stack: two call-scope layers in one stack would count twice. */
+const scopesByStack = new WeakMap<object, Set<string>>();
+const promBound = new WeakMap<MetricsRegistry, WeakSet<object>>();
+const otelBound = new WeakSet<MetricsRegistry>();
+
+/** The service of the metrics layer; see the module doc. */
+export class MetricsService<Req, Res> implements Service<Req, Res> {
+  readonly state: MetricsState;
+  readonly #inner: Service<Req, Res>;
+  readonly #env: StackEnv;
+  readonly #registry: MetricsRegistry;
+  readonly #subscriptions: Subscription[] = [];
+  #closed = false;
+
+  constructor(inner: Service<Req, Res>, state: MetricsState, env: StackEnv, registry: MetricsRegistry, events: readonly string[]) {
+    this.#inner = inner;
+    this.state = state;
+    this.#env = env;
+    this.#registry = registry;
+    if (state.scope === 'call') {
+      const retries = state.retries;
+      const skipIndex = Object.fromEntries(
+        Object.entries(SKIP_OUTCOME).map(([reason, outcome]) => [reason, RETRY_OUTCOMES.indexOf(outcome)]),
+      ) as Record<RetrySkipReason, number>;
+      this.#subscriptions.push(
+        env.events.on('retry', () => {
+          retries[0] = (retries[0] as number) + 1;
+        }),
+        env.events.on('retry-skipped', (e) => {
+          const i = skipIndex[e.reason];
+          retries[i] = (retries[i] as number) + 1;
+        }),
+      );
+      for (const name of events) this.#subscriptions.push(env.events.on(name as MeshEventName, () => state.countEvent(name)));
+    }
+    registry.add(state);
+  }
+
+  async call(req: Req, ctx: CallContext): Promise<Res> {
+    if (this.#closed) throw new ServiceClosedError({ layer: 'metrics' });
+    const route = this.state.route(ctx.route);
+    const clock = this.#env.clock;
+    const start = clock.now();
+    route.inFlight++;
+    let result: Res;
+    try {
+      result = await this.#inner.call(req, ctx);
+    } catch (error) {
+      route.inFlight--;
+      route.record(ctx.endpoint, this.#env.classifier.classifyError(error), clock.now() - start);
+      throw error;
+    }
+    route.inFlight--;
+    route.record(ctx.endpoint, this.#env.classifier.classifyResult(result), clock.now() - start);
+    return result;
+  }
+
+  ready(): boolean {
+    return !this.#closed && (this.#inner.ready?.() ?? true);
+  }
+
+  describe(): LayerDescription[] {
+    const stats = this.#registry.snapshot().find((s) => s.service === this.state.service && s.scope === this.state.scope);
+    return describeChain(
+      {
+        layer: 'metrics',
+        params: { service: this.state.service, scope: this.state.scope },
+        state: stats ? { requests: stats.requests, inFlight: stats.inFlight, successRate: stats.successRate } : {},
+      },
+      this.#inner as Service<unknown, unknown>,
+    );
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const subscription of this.#subscriptions) subscription.dispose();
+    this.#registry.delete(this.state);
+    scopesByStack.get(this.#env.events)?.delete(this.state.scope);
+    await this.#inner.close?.();
+  }
+}
+
+/** The metrics layer: `.layer(metrics({ service: 'users' }))`, or the builder's `.metrics()`. */
+export function metrics<Req, Res>(options: MetricsOptions = {}): Layer<Req, Res> {
+  const o = parseOptions(schema, options, 'metrics');
+  const registry = o.registry ?? defaultMetricsRegistry;
+  return {
+    name: 'metrics',
+    wrap: (inner: Service<Req, Res>, env: StackEnv) => {
+      let scopes = scopesByStack.get(env.events);
+      if (scopes === undefined) scopesByStack.set(env.events, (scopes = new Set()));
+      if (scopes.has(o.scope)) {
+        throw new InvalidOptionError(
+          'metrics.scope',
+          `this stack already has a "${o.scope}" metrics layer; give the one inside retry scope: "attempt" (got "${o.scope}" twice)`,
+        );
+      }
+      scopes.add(o.scope);
+      if (o.prometheus !== undefined) {
+        let bound = promBound.get(registry);
+        if (bound === undefined) promBound.set(registry, (bound = new WeakSet()));
+        if (!bound.has(o.prometheus)) {
+          bound.add(o.prometheus);
+          registry.registerWith(o.prometheus);
+        }
+      }
+      if (!otelBound.has(registry) && registry.bindOpenTelemetry() !== undefined) otelBound.add(registry);
+      const state = new MetricsState(o.service ?? env.service, o.scope, env.clock, o.maxRoutes, o.maxEndpoints);
+      return new MetricsService(inner, state, env, registry, o.events);
+    },
+  };
+}

@@ -1,0 +1,265 @@
+import { BUCKET_SLOTS, quantile } from './buckets.js';
+import {
+  collectFamilies,
+  type MetricFamily,
+  type PromRegistryLike,
+  registerCollectors,
+  renderText,
+  TEXT_CONTENT_TYPE,
+} from './exposition.js';
+import { bindOpenTelemetry, type MeterProviderLike } from './otel.js';
+import { type MetricsScope, type MetricsState, RETRY_OUTCOMES, type RetryOutcome } from './state.js';
+
+/** Latency percentiles in milliseconds; `null` without calls in the window. */
+export interface LatencyPercentiles {
+  readonly p50: number | null;
+  readonly p95: number | null;
+  readonly p99: number | null;
+}
+
+/** Golden metrics of one service (and scope) — what the dashboard and `sidecarless stat` show. */
+export interface ServiceStats {
+  readonly service: string;
+  /** `call` (effective, what the caller saw) or `attempt` (actual, each attempt). */
+  readonly scope: MetricsScope;
+  /** Requests settled since start. */
+  readonly requests: number;
+  /** Requests settled within the window. */
+  readonly windowRequests: number;
+  /** Share of successes within the window, 0..1; `null` without calls. */
+  readonly successRate: number | null;
+  /** Requests per second over the window. */
+  readonly rps: number;
+  /** Latency percentiles over the window, ms. */
+  readonly latencyMs: LatencyPercentiles;
+  readonly inFlight: number;
+  /** Retry decisions since start, by outcome (only for `call` scope). */
+  readonly retries: Readonly<Record<RetryOutcome, number>>;
+  /** Other layers' events since start (breaker, shed, rate-limited, hedge, ...). */
+  readonly events: Readonly<Record<string, number>>;
+  /** Per route, since start. */
+  readonly routes: readonly {
+    route: string;
+    requests: number;
+    successRate: number | null;
+    inFlight: number;
+    latencyMs: LatencyPercentiles;
+  }[];
+}
+
+/** Options of {@link MetricsRegistry.snapshot}. */
+export interface SnapshotOptions {
+  /** The window for rates, success rate and percentiles, ms. Default 10 s. */
+  windowMs?: number;
+}
+
+interface Sample {
+  readonly at: number;
+  readonly requests: number;
+  readonly successes: number;
+  readonly buckets: Float64Array;
+}
+
+/** Samples kept per layer: enough for a minute at one snapshot a second. */
+const MAX_SAMPLES = 120;
+/** Snapshots closer together than this reuse the last sample instead of storing another. */
+const SAMPLE_SPACING_MS = 500;
+
+function percentiles(buckets: ArrayLike<number>): LatencyPercentiles {
+  return { p50: quantile(buckets, 0.5), p95: quantile(buckets, 0.95), p99: quantile(buckets, 0.99) };
+}
+
+/**
+ * Every metrics layer of a process (or of a part of it): what `/metrics`, `/api/stats`, the
+ * dashboard and `sidecarless stat` read. Layers join when their stack is built and leave when it
+ * is closed. Windowed figures (RPS, success rate, percentiles) are differences between the
+ * counters now and a sample taken by an earlier snapshot — no timer runs in the background.
+ */
+export class MetricsRegistry {
+  readonly #states = new Set<MetricsState>();
+  readonly #samples = new Map<MetricsState, Sample[]>();
+  readonly #onAdd = new Set<(state: MetricsState) => void>();
+
+  /** @internal a metrics layer was built. */
+  add(state: MetricsState): void {
+    this.#states.add(state);
+    for (const hook of this.#onAdd) hook(state);
+  }
+
+  /** @internal a metrics layer was closed. */
+  delete(state: MetricsState): void {
+    this.#states.delete(state);
+    this.#samples.delete(state);
+  }
+
+  /** The metrics layers, in the order they were built. */
+  get states(): readonly MetricsState[] {
+    return [...this.#states];
+  }
+
+  /** The metric families now. */
+  families(): MetricFamily[] {
+    return collectFamilies(this.#states);
+  }
+
+  /** Prometheus text of every layer, without prom-client. */
+  text(): string {
+    return renderText(this.families());
+  }
+
+  /** Content type of {@link MetricsRegistry.text}. */
+  readonly contentType = TEXT_CONTENT_TYPE;
+
+  /**
+   * Makes our metrics part of a prom-client `Registry` (read at each of its scrapes). Returns a
+   * function that removes them.
+   */
+  registerWith(prom: PromRegistryLike): () => void {
+    return registerCollectors(prom, () => this.families());
+  }
+
+  /**
+   * A prom-client registry holding our metrics, loading prom-client (an optional peer) only now;
+   * `undefined` when it is not installed.
+   */
+  async promRegistry(): Promise<PromRegistryLike | undefined> {
+    let mod: { Registry: new () => PromRegistryLike };
+    try {
+      const specifier = 'prom-client';
+      mod = (await import(specifier)) as typeof mod;
+    } catch {
+      return undefined;
+    }
+    const Registry = mod.Registry ?? (mod as unknown as { default: typeof mod }).default.Registry;
+    const prom = new Registry();
+    this.registerWith(prom);
+    return prom;
+  }
+
+  /**
+   * Publishes our metrics as OpenTelemetry observable instruments on `provider` (default: the
+   * global MeterProvider, if one is registered). Returns a function that stops it, or
+   * `undefined` when no provider is registered.
+   */
+  bindOpenTelemetry(provider?: MeterProviderLike): (() => void) | undefined {
+    return bindOpenTelemetry(this, provider);
+  }
+
+  /** @internal calls `hook` for each layer added from now on. */
+  onAdd(hook: (state: MetricsState) => void): () => void {
+    this.#onAdd.add(hook);
+    return () => this.#onAdd.delete(hook);
+  }
+
+  /** Golden metrics per (service, scope), calls first; see {@link ServiceStats}. */
+  snapshot(options: SnapshotOptions = {}): ServiceStats[] {
+    const windowMs = options.windowMs ?? 10_000;
+    const groups = new Map<string, MetricsState[]>();
+    for (const state of this.#states) {
+      const key = `${state.scope === 'call' ? 0 : 1}\u0000${state.service}`;
+      const group = groups.get(key);
+      if (group === undefined) groups.set(key, [state]);
+      else group.push(state);
+    }
+    const out: ServiceStats[] = [];
+    for (const key of [...groups.keys()].sort()) out.push(this.#statsOf(groups.get(key) as MetricsState[], windowMs));
+    return out;
+  }
+
+  #statsOf(states: MetricsState[], windowMs: number): ServiceStats {
+    let requests = 0;
+    let windowRequests = 0;
+    let windowSuccesses = 0;
+    let rps = 0;
+    let inFlight = 0;
+    const windowBuckets = new Float64Array(BUCKET_SLOTS);
+    const retries = Object.fromEntries(RETRY_OUTCOMES.map((o) => [o, 0])) as Record<RetryOutcome, number>;
+    const events: Record<string, number> = {};
+    const routes: ServiceStats['routes'][number][] = [];
+    for (const state of states) {
+      const now = state.clock.now();
+      const totals = state.totals();
+      const base = this.#baseline(state, now, windowMs, totals);
+      requests += totals.requests;
+      inFlight += totals.inFlight;
+      const dr = totals.requests - base.requests;
+      windowRequests += dr;
+      windowSuccesses += totals.successes - base.successes;
+      const elapsed = now - base.at;
+      if (elapsed > 0) rps += (dr * 1000) / elapsed;
+      for (let i = 0; i < BUCKET_SLOTS; i++) {
+        windowBuckets[i] = (windowBuckets[i] as number) + (totals.buckets[i] as number) - (base.buckets[i] as number);
+      }
+      RETRY_OUTCOMES.forEach((o, i) => {
+        retries[o] += state.retries[i] as number;
+      });
+      for (const [name, count] of state.events) events[name] = (events[name] ?? 0) + count;
+      for (const route of state.routes) {
+        let count = 0;
+        let ok = 0;
+        const buckets = new Float64Array(BUCKET_SLOTS);
+        for (const series of route.series) {
+          count += series.count;
+          if (series.success) ok += series.count;
+          for (let i = 0; i < BUCKET_SLOTS; i++) buckets[i] = (buckets[i] as number) + (series.buckets[i] as number);
+        }
+        routes.push({
+          route: route.route,
+          requests: count,
+          successRate: count ? ok / count : null,
+          inFlight: route.inFlight,
+          latencyMs: percentiles(buckets),
+        });
+      }
+    }
+    const first = states[0] as MetricsState;
+    return {
+      service: first.service,
+      scope: first.scope,
+      requests,
+      windowRequests,
+      successRate: windowRequests > 0 ? windowSuccesses / windowRequests : null,
+      rps,
+      latencyMs: percentiles(windowBuckets),
+      inFlight,
+      retries,
+      events,
+      routes,
+    };
+  }
+
+  /**
+   * The sample to subtract: the oldest one still inside the window (the layer's creation, as
+   * zeros, before any). Stores the current totals as a new sample when the last is old enough.
+   */
+  #baseline(
+    state: MetricsState,
+    now: number,
+    windowMs: number,
+    totals: { requests: number; successes: number; buckets: Float64Array },
+  ): Sample {
+    let samples = this.#samples.get(state);
+    if (samples === undefined) {
+      samples = [{ at: state.createdAt, requests: 0, successes: 0, buckets: new Float64Array(BUCKET_SLOTS) }];
+      this.#samples.set(state, samples);
+    }
+    let base = samples[samples.length - 1] as Sample;
+    for (const sample of samples) {
+      if (sample.at >= now - windowMs) {
+        base = sample;
+        break;
+      }
+    }
+    // Nothing inside the window: the newest older sample is the best baseline there is.
+    if (base.at < now - windowMs) base = samples[samples.length - 1] as Sample;
+    const last = samples[samples.length - 1] as Sample;
+    if (now - last.at >= SAMPLE_SPACING_MS) {
+      samples.push({ at: now, requests: totals.requests, successes: totals.successes, buckets: totals.buckets });
+      if (samples.length > MAX_SAMPLES) samples.shift();
+    }
+    return base;
+  }
+}
+
+/** The registry metrics layers join unless given another. */
+export const defaultMetricsRegistry = new MetricsRegistry();

@@ -1,0 +1,162 @@
+import type { Classification } from '../../core/classify.js';
+import type { Clock } from '../../core/clock.js';
+import { BUCKET_SLOTS, bucketIndex } from './buckets.js';
+
+/** Whether a metrics layer counts logical calls (`call`, Linkerd's "effective") or each attempt (`attempt`, "actual"). */
+export type MetricsScope = 'call' | 'attempt';
+
+/** Route or endpoint label used once a stack has more distinct values than its limit. */
+export const OVERFLOW = 'overflow';
+
+/** Outcomes of the retry layer, as counted: retries sent and each reason a retry did not happen. */
+export const RETRY_OUTCOMES = ['retried', 'budget', 'not_retryable', 'exhausted', 'deadline', 'cancelled'] as const;
+export type RetryOutcome = (typeof RETRY_OUTCOMES)[number];
+
+/**
+ * The counts of one (route, endpoint, classification, status): a counter and a latency
+ * histogram in per-slot counts. Created once per distinct key and then only incremented; its
+ * label object is built once, here, and reused at every scrape.
+ */
+export class Series {
+  readonly labels: Readonly<Record<string, string>>;
+  readonly success: boolean;
+  count = 0;
+  /** Sum of latencies, ms. */
+  sumMs = 0;
+  readonly buckets = new Float64Array(BUCKET_SLOTS);
+
+  constructor(labels: Readonly<Record<string, string>>, success: boolean) {
+    this.labels = labels;
+    this.success = success;
+  }
+
+  observe(ms: number): void {
+    this.count++;
+    this.sumMs += ms;
+    const i = bucketIndex(ms);
+    this.buckets[i] = (this.buckets[i] as number) + 1;
+  }
+}
+
+/**
+ * One route of one metrics layer: its in-flight gauge and its series. The last series used is
+ * cached, so the common case (same endpoint, the shared `SUCCESS` classification) finds its
+ * series with two compares and no lookup.
+ */
+export class RouteStats {
+  readonly route: string;
+  readonly labels: Readonly<Record<string, string>>;
+  inFlight = 0;
+  readonly series: Series[] = [];
+  readonly #byKey = new Map<string, Map<string, Series>>();
+  readonly #owner: MetricsState;
+  #lastEndpoint: string | undefined = undefined;
+  #lastClassification: Classification | undefined = undefined;
+  #lastSeries: Series | undefined = undefined;
+
+  constructor(owner: MetricsState, route: string) {
+    this.#owner = owner;
+    this.route = route;
+    this.labels = Object.freeze({ ...owner.labels, route });
+  }
+
+  /** Counts one settled call of `ms` milliseconds. */
+  record(endpoint: string | undefined, verdict: Classification, ms: number): void {
+    let series = this.#lastSeries;
+    if (verdict !== this.#lastClassification || endpoint !== this.#lastEndpoint || series === undefined) {
+      series = this.#find(endpoint ?? '', verdict);
+      this.#lastEndpoint = endpoint;
+      this.#lastClassification = verdict;
+      this.#lastSeries = series;
+    }
+    series.observe(ms);
+  }
+
+  #find(endpoint: string, verdict: Classification): Series {
+    let byStatus = this.#byKey.get(endpoint);
+    if (byStatus === undefined) {
+      if (this.#byKey.size >= this.#owner.maxEndpoints && endpoint !== OVERFLOW) return this.#find(OVERFLOW, verdict);
+      byStatus = new Map();
+      this.#byKey.set(endpoint, byStatus);
+    }
+    const key = verdict.kind === 'success' ? `s:${verdict.status}` : `f:${verdict.status}`;
+    let series = byStatus.get(key);
+    if (series === undefined) {
+      series = new Series(
+        Object.freeze({ ...this.labels, endpoint, classification: verdict.kind, status: verdict.status }),
+        verdict.kind === 'success',
+      );
+      byStatus.set(key, series);
+      this.series.push(series);
+    }
+    return series;
+  }
+}
+
+/** What one metrics layer counts; see the module doc in `index.ts`. */
+export class MetricsState {
+  readonly service: string;
+  readonly scope: MetricsScope;
+  readonly clock: Clock;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly maxRoutes: number;
+  readonly maxEndpoints: number;
+  /** Wall-clock-free creation time on {@link MetricsState.clock}, for rates before a second sample. */
+  readonly createdAt: number;
+  readonly routes: RouteStats[] = [];
+  /** Retry outcomes, indexed like {@link RETRY_OUTCOMES}. */
+  readonly retries = new Float64Array(RETRY_OUTCOMES.length);
+  /** Counts of other layers' events (circuit, shed, rate-limited, hedge, ...), by event name. */
+  readonly events = new Map<string, number>();
+  readonly #byRoute = new Map<string, RouteStats>();
+  #lastRouteName: string | undefined = undefined;
+  #lastRoute: RouteStats | undefined = undefined;
+
+  constructor(service: string, scope: MetricsScope, clock: Clock, maxRoutes: number, maxEndpoints: number) {
+    this.service = service;
+    this.scope = scope;
+    this.clock = clock;
+    this.maxRoutes = maxRoutes;
+    this.maxEndpoints = maxEndpoints;
+    this.labels = Object.freeze({ service, scope });
+    this.createdAt = clock.now();
+  }
+
+  /** The stats of a route (`undefined` is the unnamed route); resolved once per route, then cached. */
+  route(name: string | undefined): RouteStats {
+    if (name === this.#lastRouteName && this.#lastRoute !== undefined) return this.#lastRoute;
+    const key = name ?? '';
+    let stats = this.#byRoute.get(key);
+    if (stats === undefined) {
+      if (this.#byRoute.size >= this.maxRoutes && key !== OVERFLOW) return this.route(OVERFLOW);
+      stats = new RouteStats(this, key);
+      this.#byRoute.set(key, stats);
+      this.routes.push(stats);
+    }
+    this.#lastRouteName = name;
+    this.#lastRoute = stats;
+    return stats;
+  }
+
+  /** Counts an event of another layer. */
+  countEvent(name: string): void {
+    this.events.set(name, (this.events.get(name) ?? 0) + 1);
+  }
+
+  /** Totals over every route: requests, successes, in flight and per-slot latency counts. */
+  totals(): { requests: number; successes: number; inFlight: number; buckets: Float64Array } {
+    let requests = 0;
+    let successes = 0;
+    let inFlight = 0;
+    const buckets = new Float64Array(BUCKET_SLOTS);
+    for (const route of this.routes) {
+      inFlight += route.inFlight;
+      for (const series of route.series) {
+        requests += series.count;
+        if (series.success) successes += series.count;
+        for (let i = 0; i < BUCKET_SLOTS; i++) buckets[i] = (buckets[i] as number) + (series.buckets[i] as number);
+      }
+    }
+    return { requests, successes, inFlight, buckets };
+  }
+}
