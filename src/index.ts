@@ -47,6 +47,11 @@ export {
   type StackEnv,
 } from './core/service.js';
 export { duration, int, num, parseOptions, problemsOf } from './core/validate.js';
+export * from './layers/adaptive-concurrency/index.js';
+export * from './layers/circuit-breaker/index.js';
+export * from './layers/concurrency-limit/index.js';
+export * from './layers/load-shed/index.js';
+export * from './layers/rate-limit/index.js';
 export * from './layers/readiness/index.js';
 export * from './layers/retry/index.js';
 export * from './layers/timeout/index.js';

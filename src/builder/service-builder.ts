@@ -8,6 +8,11 @@ import { EventHub } from '../core/events.js';
 import type { OptionsOrLive } from '../core/params.js';
 import { defaultRegistry, type StackRegistry } from '../core/registry.js';
 import type { Layer, LayerDescription, Service, StackEnv } from '../core/service.js';
+import { type AdaptiveConcurrencyOptions, adaptiveConcurrency } from '../layers/adaptive-concurrency/index.js';
+import { type CircuitBreakerLayer, type CircuitBreakerOptions, circuitBreaker, isCircuitBreakerLayer } from '../layers/circuit-breaker/index.js';
+import { type ConcurrencyLimitOptions, concurrencyLimit } from '../layers/concurrency-limit/index.js';
+import { loadShed } from '../layers/load-shed/index.js';
+import { type RateLimitOptions, rateLimit } from '../layers/rate-limit/index.js';
 import { type Readiness, type ReadinessOptions, readiness } from '../layers/readiness/index.js';
 import { type RetryOptions, retry } from '../layers/retry/index.js';
 import { type TimeoutOptions, timeout } from '../layers/timeout/index.js';
@@ -121,6 +126,34 @@ export class ServiceBuilder {
   /** Adds a {@link readiness} layer. */
   readiness(gate: Readiness, options?: ReadinessOptions): ServiceBuilder {
     return this.layer(readiness(gate, options));
+  }
+
+  /**
+   * Adds a {@link circuitBreaker} layer. Pass a layer made with `circuitBreaker(...)` to keep a
+   * handle for `isolate()`, `reset()` and `export()`.
+   */
+  circuitBreaker(options: OptionsOrLive<CircuitBreakerOptions> | CircuitBreakerLayer = {}): ServiceBuilder {
+    return this.layer(isCircuitBreakerLayer(options) ? options : circuitBreaker(options));
+  }
+
+  /** Adds a {@link concurrencyLimit} layer (a bulkhead with a bounded queue). */
+  concurrencyLimit(options: OptionsOrLive<ConcurrencyLimitOptions>): ServiceBuilder {
+    return this.layer(concurrencyLimit(options));
+  }
+
+  /** Adds a {@link loadShed} layer: refuses at once when the layers beneath are not ready. */
+  loadShed(): ServiceBuilder {
+    return this.layer(loadShed());
+  }
+
+  /** Adds an {@link adaptiveConcurrency} layer (AIMD or Gradient2). */
+  adaptiveConcurrency(options: OptionsOrLive<AdaptiveConcurrencyOptions> = {}): ServiceBuilder {
+    return this.layer(adaptiveConcurrency(options));
+  }
+
+  /** Adds a {@link rateLimit} layer (a token bucket). */
+  rateLimit(options: OptionsOrLive<RateLimitOptions>): ServiceBuilder {
+    return this.layer(rateLimit(options));
   }
 
   /** The layers, outermost first. */
