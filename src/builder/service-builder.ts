@@ -9,13 +9,20 @@ import type { OptionsOrLive } from '../core/params.js';
 import { defaultRegistry, type StackRegistry } from '../core/registry.js';
 import type { Layer, LayerDescription, Service, StackEnv } from '../core/service.js';
 import { type AdaptiveConcurrencyOptions, adaptiveConcurrency } from '../layers/adaptive-concurrency/index.js';
-import { type CircuitBreakerLayer, type CircuitBreakerOptions, circuitBreaker, isCircuitBreakerLayer } from '../layers/circuit-breaker/index.js';
+import {
+  type CircuitBreakerLayer,
+  type CircuitBreakerOptions,
+  circuitBreaker,
+  isCircuitBreakerLayer,
+} from '../layers/circuit-breaker/index.js';
 import { type ConcurrencyLimitOptions, concurrencyLimit } from '../layers/concurrency-limit/index.js';
 import { loadShed } from '../layers/load-shed/index.js';
+import { type MetricsOptions, metrics } from '../layers/metrics/index.js';
 import { type RateLimitOptions, rateLimit } from '../layers/rate-limit/index.js';
 import { type Readiness, type ReadinessOptions, readiness } from '../layers/readiness/index.js';
 import { type RetryOptions, retry } from '../layers/retry/index.js';
 import { type TimeoutOptions, timeout } from '../layers/timeout/index.js';
+import { type TracingOptions, tracing } from '../layers/tracing/index.js';
 import { FunctionService } from './function-service.js';
 
 /** Options of a {@link ServiceBuilder}. */
@@ -156,6 +163,16 @@ export class ServiceBuilder {
     return this.layer(rateLimit(options));
   }
 
+  /** Adds a {@link metrics} layer (golden metrics; `scope: 'attempt'` inside retry for per-attempt counts). */
+  metrics(options?: MetricsOptions): ServiceBuilder {
+    return this.layer(metrics(options));
+  }
+
+  /** Adds a {@link tracing} layer (a span per call; `scope: 'attempt'` inside retry for a span per attempt). */
+  tracing(options?: TracingOptions): ServiceBuilder {
+    return this.layer(tracing(options));
+  }
+
   /** The layers, outermost first. */
   get layers(): readonly Layer<any, any>[] {
     return this.#layers;
@@ -212,14 +229,7 @@ export class ServiceBuilder {
     const readContext = options.context;
     let wrapped: (...args: unknown[]) => Promise<unknown>;
     if (readContext === undefined) {
-      wrapped = passContext
-        ? (...args: unknown[]) => {
-            if (args.length < ownParams) args.length = ownParams;
-            const ctx = new CallContext();
-            args.push(ctx);
-            return stack.call(args, ctx);
-          }
-        : (...args: unknown[]) => stack.call(args, new CallContext());
+      wrapped = passContext ? contextPassingWrapper(stack, ownParams) : (...args: unknown[]) => stack.call(args, new CallContext());
     } else {
       wrapped = (...args: unknown[]) => {
         const given = readContext(...args);
@@ -233,24 +243,112 @@ export class ServiceBuilder {
       };
     }
     const registry = this.#options.registry === undefined ? defaultRegistry : this.#options.registry;
-    const registered = { name: env.service, describe: () => stack.describe?.() ?? [] };
-    if (registry) registry.add(registered);
-    let closing: Promise<void> | undefined;
-    return Object.assign(wrapped, {
-      stack,
-      events: env.events,
-      serviceName: env.service,
-      describe: registered.describe,
-      ready: () => stack.ready?.() ?? true,
-      close: () => {
-        if (closing === undefined) {
-          if (registry) registry.delete(registered);
-          closing = Promise.resolve(stack.close?.()).then(() => env.deadlines.disarmIfIdle());
-        }
-        return closing;
-      },
-    });
+    const handle = new StackHandle(stack, env, registry || undefined);
+    if (registry) registry.add(handle);
+    Object.setPrototypeOf(wrapped, meshFunctionPrototype);
+    (wrapped as unknown as Record<symbol, StackHandle>)[HANDLE] = handle;
+    return wrapped as MeshFunction<any[], unknown>;
   }
+}
+
+const HANDLE = Symbol('sidecarless.stack');
+
+/** What a mesh function holds: one object, so a wrapped service stays small. */
+class StackHandle {
+  #closing: Promise<void> | undefined = undefined;
+  readonly stack: Service<unknown[], unknown>;
+  readonly env: StackEnv;
+  readonly #registry: StackRegistry | undefined;
+
+  constructor(stack: Service<unknown[], unknown>, env: StackEnv, registry: StackRegistry | undefined) {
+    this.stack = stack;
+    this.env = env;
+    this.#registry = registry;
+  }
+
+  get name(): string {
+    return this.env.service;
+  }
+
+  describe(): LayerDescription[] {
+    return this.stack.describe?.() ?? [];
+  }
+
+  close(): Promise<void> {
+    if (this.#closing === undefined) {
+      this.#registry?.delete(this);
+      this.#closing = Promise.resolve(this.stack.close?.()).then(() => this.env.deadlines.disarmIfIdle());
+    }
+    return this.#closing;
+  }
+}
+
+function handleOf(fn: unknown): StackHandle {
+  return (fn as Record<symbol, StackHandle>)[HANDLE] as StackHandle;
+}
+
+// Shared by every mesh function: the handles' methods live here rather than as closures on
+// each function.
+const meshFunctionPrototype: object = Object.create(Function.prototype, {
+  stack: {
+    get(this: unknown) {
+      return handleOf(this).stack;
+    },
+  },
+  events: {
+    get(this: unknown) {
+      return handleOf(this).env.events;
+    },
+  },
+  serviceName: {
+    get(this: unknown) {
+      return handleOf(this).name;
+    },
+  },
+  describe: {
+    value(this: unknown) {
+      return handleOf(this).describe();
+    },
+  },
+  ready: {
+    value(this: unknown) {
+      return handleOf(this).stack.ready?.() ?? true;
+    },
+  },
+  close: {
+    value(this: unknown) {
+      return handleOf(this).close();
+    },
+  },
+});
+
+/**
+ * The outermost function of a stack over a function that takes the context. One- and
+ * two-parameter functions (the common case) get a wrapper that builds the argument list as a
+ * literal, cheaper than a rest array grown by a push.
+ */
+function contextPassingWrapper(stack: Service<unknown[], unknown>, ownParams: number): (...args: unknown[]) => Promise<unknown> {
+  const general = (...args: unknown[]): Promise<unknown> => {
+    if (args.length < ownParams) args.length = ownParams;
+    const ctx = new CallContext();
+    args.push(ctx);
+    return stack.call(args, ctx);
+  };
+  if (ownParams === 1) {
+    return function meshCall1(this: unknown, a: unknown) {
+      if (arguments.length > 1) return general(...arguments);
+      const ctx = new CallContext();
+      return stack.call([a, ctx], ctx);
+    };
+  }
+  if (ownParams === 2) {
+    return function meshCall2(this: unknown, a: unknown, b: unknown) {
+      if (arguments.length > 2) return general(...arguments);
+      const ctx = new CallContext();
+      return stack.call([a, b, ctx], ctx);
+    };
+  }
+  return general;
 }
 
 async function settleWith<R>(promise: Promise<R>, ctx: CallContext): Promise<R> {

@@ -27,6 +27,11 @@ export interface Classifier<Res = unknown> {
   classifyResult(result: Res): Classification;
   /** Judges something the service threw or rejected with. */
   classifyError(error: unknown): Classification;
+  /**
+   * `false` when every returned value is a success (thrown errors alone can fail), so layers
+   * can skip judging results on the success path. Absent means results are judged.
+   */
+  readonly judgesResults?: boolean;
 }
 
 /** The classification shared by every plain success, so the success path allocates nothing. */
@@ -80,6 +85,7 @@ export function isNetworkError(error: unknown): boolean {
  * retried unless the retry policy says so (`retryOn: ['error']`).
  */
 export const defaultClassifier: Classifier<unknown> = {
+  judgesResults: false,
   classifyResult: () => SUCCESS,
   classifyError(error) {
     if (error instanceof TimeoutError) return TIMEOUT;

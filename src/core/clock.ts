@@ -23,7 +23,7 @@ export interface Clock {
 
 /** The real clock: `performance.now()` and `setTimeout`. */
 export const systemClock: Clock = {
-  now: () => performance.now(),
+  now: performance.now.bind(performance),
   setTimer: (fn, delayMs) => setTimeout(fn, delayMs),
   clearTimer: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
   wallTime: () => Date.now(),

@@ -55,34 +55,37 @@ export function eventChannel(name: MeshEventName): diagnostics.Channel {
 
 /** Typed listeners of one stack, plus publication on diagnostics channels. */
 export class EventHub {
-  readonly #listeners = new Map<MeshEventName, Set<Listener<never>>>();
+  // Created on the first subscription: most stacks never get a typed listener.
+  #listeners: Map<MeshEventName, Set<Listener<never>>> | undefined = undefined;
 
   /** Listens to one event; returns a subscription to dispose. */
   on<K extends MeshEventName>(name: K, listener: Listener<K>): Subscription {
-    let set = this.#listeners.get(name);
+    this.#listeners ??= new Map();
+    const listeners = this.#listeners;
+    let set = listeners.get(name);
     if (set === undefined) {
       set = new Set();
-      this.#listeners.set(name, set);
+      listeners.set(name, set);
     }
     set.add(listener as Listener<never>);
     return {
       dispose: () => {
         set.delete(listener as Listener<never>);
-        if (set.size === 0) this.#listeners.delete(name);
+        if (set.size === 0) listeners.delete(name);
       },
     };
   }
 
   /** Whether anybody listens: check before building a payload. */
   wants(name: MeshEventName): boolean {
-    return this.#listeners.has(name) || eventChannel(name).hasSubscribers;
+    return this.#listeners?.has(name) === true || eventChannel(name).hasSubscribers;
   }
 
   /** Publishes an event. A throwing listener is reported, never allowed to break the call. */
   emit<K extends MeshEventName>(name: K, event: MeshEvents[K]): void {
     const channel = eventChannel(name);
     if (channel.hasSubscribers) channel.publish(event);
-    const set = this.#listeners.get(name);
+    const set = this.#listeners?.get(name);
     if (set === undefined) return;
     for (const listener of set) {
       try {
@@ -96,7 +99,7 @@ export class EventHub {
   /** Number of typed listeners, for leak checks. */
   listenerCount(): number {
     let count = 0;
-    for (const set of this.#listeners.values()) count += set.size;
+    for (const set of this.#listeners?.values() ?? []) count += set.size;
     return count;
   }
 }

@@ -37,13 +37,13 @@ function sleep(clock: Clock, ms: number, ctx: CallContext): Promise<boolean> {
 
 /** The service of the retry layer; see the module doc in `index.ts`. */
 export class RetryService<Req, Res> implements Service<Req, Res> {
-  readonly stats: RetryStats = {
-    calls: 0,
-    retried: 0,
-    skipped: { budget: 0, 'not-retryable': 0, attempts: 0, deadline: 0, cancelled: 0 },
-  };
+  #calls = 0;
+  #retried = 0;
+  #skips: Record<RetrySkipReason, number> | undefined = undefined;
   readonly #inner: Service<Req, Res>;
-  readonly #perTry: TimeoutService<Req, Res>;
+  #perTry: TimeoutService<Req, Res> | undefined = undefined;
+  readonly #env: StackEnv;
+  #budgetParams: RetryParams | undefined = undefined;
   readonly #param: Param<RetryParams>;
   readonly #clock: Clock;
   readonly #classifier: Classifier<unknown>;
@@ -62,7 +62,7 @@ export class RetryService<Req, Res> implements Service<Req, Res> {
     this.#events = env.events;
     this.#service = env.service;
     this.#random = random;
-    this.#perTry = new TimeoutService(inner, { get: () => param.get().perTry }, env.deadlines, env.events, env.service);
+    this.#env = env;
   }
 
   /** The budget in force (shared or this stack's own), if any. */
@@ -70,27 +70,49 @@ export class RetryService<Req, Res> implements Service<Req, Res> {
     return this.#budgetFor(this.#param.get());
   }
 
-  async call(req: Req, ctx: CallContext): Promise<Res> {
-    if (this.#closed) throw new ServiceClosedError({ layer: 'retry' });
+  call(req: Req, ctx: CallContext): Promise<Res> {
+    if (this.#closed) return Promise.reject(new ServiceClosedError({ layer: 'retry' }));
     const params = this.#param.get();
     const budget = this.#budgetFor(params);
     budget?.deposit();
-    this.stats.calls++;
-    const target = params.perTryTimeoutMs === Number.POSITIVE_INFINITY ? this.#inner : this.#perTry;
+    this.#calls++;
     // Our own view of the deadline: a per-try timeout below restores it, one above set it.
     const deadline = ctx.deadline;
+    let first: Promise<Res>;
+    try {
+      first = this.#target(params).call(req, ctx);
+    } catch (error) {
+      first = Promise.reject(error);
+    }
+    // The success path is one reaction on the first attempt; the retry loop is only entered
+    // (as an async function) once an attempt failed. (Arrows are inlined rather than named:
+    // transpilers that keep names wrap each named closure in a call per creation.)
+    if (this.#classifier.judgesResults === false) {
+      return first.then(undefined, (error: unknown) => this.#recover(req, ctx, params, budget, deadline, true, error, undefined));
+    }
+    return first.then(
+      (result) =>
+        this.#classifier.classifyResult(result).kind === 'success'
+          ? result
+          : this.#recover(req, ctx, params, budget, deadline, false, undefined, result),
+      (error: unknown) => this.#recover(req, ctx, params, budget, deadline, true, error, undefined),
+    );
+  }
+
+  /** The retry loop, from a failed first attempt until a success or a reason to stop. */
+  async #recover(
+    req: Req,
+    ctx: CallContext,
+    params: RetryParams,
+    budget: RetryBudget | undefined,
+    deadline: number,
+    threw: boolean,
+    error: unknown,
+    result: Res | undefined,
+  ): Promise<Res> {
+    const target = this.#target(params);
     let previousDelay = 0;
     for (let attempt = 1; ; attempt++) {
-      if (attempt > 1) ctx.beginAttempt(attempt);
-      let result: Res | undefined;
-      let error: unknown;
-      let threw = false;
-      try {
-        result = await target.call(req, ctx);
-      } catch (caught) {
-        error = caught;
-        threw = true;
-      }
       const verdict = threw ? this.#classifier.classifyError(error) : this.#classifier.classifyResult(result);
       if (verdict.kind === 'success') return result as Res;
 
@@ -105,29 +127,56 @@ export class RetryService<Req, Res> implements Service<Req, Res> {
         if (this.#clock.now() + delay >= deadline) skip = 'deadline';
         else if (budget !== undefined && !budget.withdraw()) skip = 'budget';
       }
+      if (skip === undefined) {
+        this.#retried++;
+        if (this.#events.wants('retry')) {
+          this.#events.emit('retry', { service: this.#service, attempt, delayMs: delay, status: verdict.status, error });
+        }
+        if (!threw) params.discard?.(result);
+        previousDelay = delay;
+        if (delay > 0 && !(await sleep(this.#clock, delay, ctx))) skip = 'cancelled';
+        else if (ctx.cancelled) skip = 'cancelled';
+        else if (this.#clock.now() >= deadline) skip = 'deadline';
+      }
       if (skip !== undefined) {
         this.#skipped(skip, attempt, verdict);
         if (threw) throw error;
         return result as Res;
       }
 
-      this.stats.retried++;
-      if (this.#events.wants('retry')) {
-        this.#events.emit('retry', { service: this.#service, attempt, delayMs: delay, status: verdict.status, error });
-      }
-      if (!threw) params.discard?.(result);
-      previousDelay = delay;
-      if (delay > 0 && !(await sleep(this.#clock, delay, ctx))) {
-        this.#skipped('cancelled', attempt, verdict);
-        if (threw) throw error;
-        return result as Res;
-      }
-      if (ctx.cancelled || this.#clock.now() >= deadline) {
-        this.#skipped(ctx.cancelled ? 'cancelled' : 'deadline', attempt, verdict);
-        if (threw) throw error;
-        return result as Res;
+      ctx.beginAttempt(attempt + 1);
+      try {
+        result = await target.call(req, ctx);
+        threw = false;
+        error = undefined;
+      } catch (caught) {
+        error = caught;
+        threw = true;
+        result = undefined;
       }
     }
+  }
+
+  /** What each attempt calls: the inner service, or a per-try timeout around it. */
+  #target(params: RetryParams): Service<Req, Res> {
+    if (params.perTryTimeoutMs === Number.POSITIVE_INFINITY) return this.#inner;
+    if (this.#perTry === undefined) {
+      const param = this.#param;
+      this.#perTry = new TimeoutService(
+        this.#inner,
+        { get: () => param.get().perTry },
+        this.#env.deadlines,
+        this.#env.events,
+        this.#env.service,
+      );
+    }
+    return this.#perTry;
+  }
+
+  /** Counts of what the layer decided: the record of why retries did or did not happen. */
+  get stats(): RetryStats {
+    const skipped = this.#skips ?? { budget: 0, 'not-retryable': 0, attempts: 0, deadline: 0, cancelled: 0 };
+    return { calls: this.#calls, retried: this.#retried, skipped: { ...skipped } };
   }
 
   ready(): boolean {
@@ -153,7 +202,7 @@ export class RetryService<Req, Res> implements Service<Req, Res> {
                 },
           perTryTimeout: formatDuration(p.perTryTimeoutMs),
         },
-        state: { ...this.stats, skipped: { ...this.stats.skipped }, budget: this.#budgetFor(p)?.describe() ?? 'none' },
+        state: { ...this.stats, budget: this.#budgetFor(p)?.describe() ?? 'none' },
       },
       this.#inner as Service<unknown, unknown>,
     );
@@ -161,10 +210,13 @@ export class RetryService<Req, Res> implements Service<Req, Res> {
 
   async close(): Promise<void> {
     this.#closed = true;
-    await this.#perTry.close();
+    if (this.#perTry !== undefined) await this.#perTry.close();
+    else await this.#inner.close?.();
   }
 
   #budgetFor(params: RetryParams): RetryBudget | undefined {
+    if (params === this.#budgetParams) return this.#budget;
+    this.#budgetParams = params;
     if (params.budget !== this.#budgetSource || (params.budget !== undefined && this.#budget === undefined)) {
       this.#budgetSource = params.budget;
       this.#budget =
@@ -178,7 +230,8 @@ export class RetryService<Req, Res> implements Service<Req, Res> {
   }
 
   #skipped(reason: RetrySkipReason, attempt: number, verdict: Classification): void {
-    this.stats.skipped[reason]++;
+    this.#skips ??= { budget: 0, 'not-retryable': 0, attempts: 0, deadline: 0, cancelled: 0 };
+    this.#skips[reason]++;
     if (this.#events.wants('retry-skipped')) {
       this.#events.emit('retry-skipped', { service: this.#service, attempt, reason, status: verdict.status });
     }

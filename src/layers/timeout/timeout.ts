@@ -39,6 +39,22 @@ class PendingCall extends DeadlineEntry {
     executorTarget = undefined;
   }
 
+  fulfil(value: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.ctx.deadline = this.previousDeadline;
+    this.list?.remove(this);
+    this.resolve(value);
+  }
+
+  fail(error: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.ctx.deadline = this.previousDeadline;
+    this.list?.remove(this);
+    this.reject(error);
+  }
+
   expire(): void {
     if (this.settled) return;
     this.settled = true;
@@ -50,24 +66,6 @@ class PendingCall extends DeadlineEntry {
     ctx.abortAttempt(error);
     this.owner.timedOut(this);
     this.reject(error);
-  }
-}
-
-async function race(inner: Service<unknown, unknown>, req: unknown, pending: PendingCall): Promise<void> {
-  const ctx = pending.ctx;
-  try {
-    const value = await inner.call(req, ctx);
-    if (pending.settled) return;
-    pending.settled = true;
-    ctx.deadline = pending.previousDeadline;
-    pending.list?.remove(pending);
-    pending.resolve(value);
-  } catch (error) {
-    if (pending.settled) return;
-    pending.settled = true;
-    ctx.deadline = pending.previousDeadline;
-    pending.list?.remove(pending);
-    pending.reject(error);
   }
 }
 
@@ -108,7 +106,16 @@ export class TimeoutService<Req, Res> implements Service<Req, Res> {
     const pending = new PendingCall(this as TimeoutService<unknown, unknown>, ctx, previousDeadline, at - now);
     ctx.deadline = at;
     this.#listOf(timeoutMs).insert(pending, at, now);
-    void race(this.#inner as Service<unknown, unknown>, req, pending);
+    let inner: Promise<Res>;
+    try {
+      inner = this.#inner.call(req, ctx);
+    } catch (error) {
+      inner = Promise.reject(error);
+    }
+    inner.then(
+      (value) => pending.fulfil(value),
+      (error) => pending.fail(error),
+    );
     return pending.promise as Promise<Res>;
   }
 

@@ -1,0 +1,90 @@
+/**
+ * Issue 2's targets, in one run: the success-path cost of the timeout+retry stack against the
+ * bare async call and against cockatiel's wrap(retry, circuitBreaker, timeout) and opossum's
+ * fire; the default stack as it grows; and the heap a wrapped service costs.
+ *
+ *   node --expose-gc --import tsx bench/core.bench.ts
+ */
+import {
+  ConsecutiveBreaker,
+  circuitBreaker,
+  retry as cockatielRetry,
+  timeout as cockatielTimeout,
+  handleAll,
+  TimeoutStrategy,
+  wrap,
+} from 'cockatiel';
+import CircuitBreaker from 'opossum';
+import { Readiness, ServiceBuilder } from '../src/index.js';
+import { check, measure, table, writeResults } from './harness.js';
+
+const COMMAND = 'node --expose-gc --import tsx bench/core.bench.ts';
+
+let sink = 0;
+async function bare(x: number): Promise<number> {
+  return x + 1;
+}
+async function withCtx(x: number, _ctx: unknown): Promise<number> {
+  return x + 1;
+}
+
+const readiness = new Readiness();
+const base = new ServiceBuilder({ name: 'bench', registry: false });
+const timeoutRetry = base.timeout('1s').retry({ attempts: 3 }).service(withCtx);
+const timeoutOnly = base.timeout('1s').service(withCtx);
+const retryOnly = base.retry({ attempts: 3 }).service(withCtx);
+const withReadiness = base.readiness(readiness).timeout('1s').retry({ attempts: 3 }).service(withCtx);
+const noLayers = base.service(withCtx);
+
+const cockatiel = wrap(
+  cockatielRetry(handleAll, { maxAttempts: 3 }),
+  circuitBreaker(handleAll, { halfOpenAfter: 10_000, breaker: new ConsecutiveBreaker(7) }),
+  cockatielTimeout(1000, TimeoutStrategy.Cooperative),
+);
+const opossum = new CircuitBreaker(bare, { timeout: 1000, errorThresholdPercentage: 50, resetTimeout: 10_000 });
+
+let i = 0;
+const results = await measure(
+  {
+    'bare async call': async () => (sink += await bare(i++)),
+    'sidecarless: no layers': async () => (sink += await noLayers(i++)),
+    'sidecarless: timeout': async () => (sink += await timeoutOnly(i++)),
+    'sidecarless: retry': async () => (sink += await retryOnly(i++)),
+    'sidecarless: timeout+retry': async () => (sink += await timeoutRetry(i++)),
+    'sidecarless: readiness+timeout+retry': async () => (sink += await withReadiness(i++)),
+    'cockatiel wrap(retry, breaker, timeout)': async () => (sink += await cockatiel.execute(() => bare(i++))),
+    'opossum fire': async () => (sink += await opossum.fire(i++)),
+  },
+  { calls: 100_000, rounds: 7 },
+);
+opossum.shutdown();
+
+const byName = new Map(results.map((r) => [r.name, r]));
+const ours = byName.get('sidecarless: timeout+retry')!;
+const cockatielNs = byName.get('cockatiel wrap(retry, breaker, timeout)')!.nsPerCall;
+
+// Heap per wrapped service: build many, measure retained heap.
+const gc = (globalThis as { gc?: () => void }).gc;
+const N = 2000;
+gc?.();
+const before = process.memoryUsage().heapUsed;
+const kept = [];
+for (let n = 0; n < N; n++) kept.push(base.timeout('1s').retry({ attempts: 3 }).service(withCtx));
+gc?.();
+const bytesPerService = (process.memoryUsage().heapUsed - before) / N;
+await Promise.all(kept.map((f) => f.close()));
+
+const checks = [
+  check('timeout+retry vs bare call', ours.ratio, 4),
+  check('cockatiel / ours (must be >= 30)', 30 / (cockatielNs / ours.nsPerCall), 1, ' (30 / speedup)'),
+  check('heap per wrapped timeout+retry service', bytesPerService, 1024, ' B'),
+];
+writeResults(
+  'core',
+  COMMAND,
+  `${table(results)}\n\ncockatiel is ${(cockatielNs / ours.nsPerCall).toFixed(1)}x the cost of our timeout+retry stack.\n` +
+    `A wrapped timeout+retry service retains ${bytesPerService.toFixed(0)} bytes of heap (built ${N}, measured after gc); ` +
+    'no timer or interval exists per instance while idle (deadlines share per-duration lists).\n\n' +
+    `${checks.map((c) => c.line).join('\n')}\n`,
+);
+if (sink === 42) console.log('');

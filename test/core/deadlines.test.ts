@@ -1,0 +1,65 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { DeadlineEntry, DeadlineQueue } from '../../src/index.js';
+import { VirtualClock } from '../../src/testing/index.js';
+
+class Recorder extends DeadlineEntry {
+  constructor(
+    readonly name: string,
+    readonly log: string[],
+  ) {
+    super();
+  }
+  expire(): void {
+    this.log.push(this.name);
+  }
+}
+
+test('entries of one list expire in deadline order behind a single timer', async () => {
+  const clock = new VirtualClock();
+  const list = new DeadlineQueue(clock).listFor(100);
+  const log: string[] = [];
+  const a = new Recorder('a', log);
+  const b = new Recorder('b', log);
+  const c = new Recorder('c', log);
+  list.insert(a, 100, 0);
+  await clock.advance(10);
+  list.insert(b, 110, 10);
+  list.insert(c, 105, 10); // out of order: sorted in from the tail
+  assert.equal(clock.pendingTimers, 1, 'one clock timer for the whole list');
+  await clock.advance(95);
+  assert.deepEqual(log, ['a', 'c']);
+  await clock.advance(5);
+  assert.deepEqual(log, ['a', 'c', 'b']);
+  assert.equal(list.size, 0);
+  assert.equal(clock.pendingTimers, 0, 'an empty list does not re-arm');
+});
+
+test('removed entries never expire; an idle list can be disarmed', async () => {
+  const clock = new VirtualClock();
+  const queue = new DeadlineQueue(clock);
+  const list = queue.listFor(50);
+  const log: string[] = [];
+  const a = new Recorder('a', log);
+  list.insert(a, 50, 0);
+  list.remove(a);
+  list.remove(a); // twice is harmless
+  assert.equal(queue.size, 0);
+  assert.equal(clock.pendingTimers, 1, 'removal does not pay for clearTimeout');
+  queue.disarmIfIdle();
+  assert.equal(clock.pendingTimers, 0);
+  await clock.advance(100);
+  assert.deepEqual(log, []);
+});
+
+test('an entry earlier than the armed timer re-arms it', async () => {
+  const clock = new VirtualClock();
+  const list = new DeadlineQueue(clock).listFor(1);
+  const log: string[] = [];
+  list.insert(new Recorder('late', log), 100, 0);
+  list.insert(new Recorder('early', log), 20, 0);
+  await clock.advance(20);
+  assert.deepEqual(log, ['early']);
+  await clock.advance(80);
+  assert.deepEqual(log, ['early', 'late']);
+});
