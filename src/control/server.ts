@@ -1,0 +1,316 @@
+/**
+ * The reference control server (`sidecarless control`): reads its config from a source (a
+ * watched file, or etcd), validates each document before publishing it — an invalid one is
+ * logged with every problem and never published, the last good one stays — and streams it to
+ * every client (see the protocol in `protocol.ts`). Clients authenticate with a bearer token;
+ * `GET /clients` shows each one's applied or rejected version.
+ *
+ * @module
+ */
+
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { type Clock, systemClock } from '../core/clock.js';
+import type { OptionProblem } from '../core/errors.js';
+import { type DocumentLimits, meshValidator } from './document.js';
+import { ACK_PATH, type AckReport, CLIENTS_PATH, STREAM_PATH, type StreamMessage } from './protocol.js';
+import type { ConfigSink, ConfigSource, SourceUpdate, SourceVerdict } from './source.js';
+
+/** Options of {@link ControlServer}. */
+export interface ControlServerOptions {
+  /** Where documents come from; without one, only {@link ControlServer.publish} feeds it. */
+  source?: ConfigSource;
+  /** Bearer tokens accepted from clients (one or several, for rotation). */
+  token: string | readonly string[];
+  /** Port to listen on; 0 picks a free one. Default 7070. */
+  port?: number;
+  /** Address to listen on. Default `127.0.0.1`. */
+  host?: string;
+  /** Interval of heartbeats on every stream. Default 5000 ms. */
+  heartbeatMs?: number;
+  /** Limits on documents, as clients apply them. */
+  limits?: DocumentLimits;
+  clock?: Clock;
+  /** Where problems and changes are logged. Default stderr. */
+  log?: (line: string) => void;
+}
+
+/** What the server knows of one client. */
+export interface ClientState {
+  id: string;
+  address: string;
+  connected: boolean;
+  /** Streams open now (a client reconnecting may briefly hold two). */
+  streams: number;
+  appliedVersion: string | undefined;
+  rejectedVersion: string | undefined;
+  problems: readonly OptionProblem[] | undefined;
+  lastSeen: number;
+}
+
+const MAX_CLIENTS = 10_000;
+const MAX_ACK_BYTES = 1_048_576;
+// A client this far behind is dropped (it reconnects and gets one full snapshot) rather than
+// buffering every change for it.
+const MAX_BUFFERED = 8 * 1_048_576;
+const CLIENT_ID = /^[A-Za-z0-9_.:@-]{1,200}$/;
+
+const digest = (token: string): Buffer => createHash('sha256').update(token).digest();
+
+/** The reference control server; see the module doc. */
+export class ControlServer implements ConfigSink {
+  readonly #options: ControlServerOptions;
+  readonly #clock: Clock;
+  readonly #heartbeatMs: number;
+  readonly #tokens: Buffer[];
+  readonly #validate: ReturnType<typeof meshValidator>;
+  readonly #log: (line: string) => void;
+  readonly #server: Server;
+  readonly #streams = new Map<ServerResponse, ClientState>();
+  readonly #clients = new Map<string, ClientState>();
+  #current: { version: string; line: string; config: unknown } | undefined;
+  #heartbeat: unknown;
+  #closed = false;
+
+  constructor(options: ControlServerOptions) {
+    const tokens = typeof options.token === 'string' ? [options.token] : [...options.token];
+    if (tokens.length === 0 || tokens.some((t) => typeof t !== 'string' || t.length < 8)) {
+      throw new Error('control server: a bearer token of at least 8 characters is required');
+    }
+    this.#options = options;
+    this.#tokens = tokens.map(digest);
+    this.#clock = options.clock ?? systemClock;
+    this.#heartbeatMs = options.heartbeatMs ?? 5000;
+    this.#validate = meshValidator(options.limits);
+    this.#log = options.log ?? ((line) => process.stderr.write(`${line}\n`));
+    this.#server = createServer((req, res) => this.#handle(req, res));
+  }
+
+  /** Starts listening and the source; resolves with the base URL. */
+  async listen(): Promise<string> {
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(this.#options.port ?? 7070, this.#options.host ?? '127.0.0.1', () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    });
+    this.#armHeartbeat();
+    this.#options.source?.start(this);
+    return this.url;
+  }
+
+  /** `http://host:port` of the listening server. */
+  get url(): string {
+    const address = this.#server.address() as AddressInfo;
+    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    return `http://${host}:${address.port}`;
+  }
+
+  /** Version being published (empty before the first valid document). */
+  get version(): string {
+    return this.#current?.version ?? '';
+  }
+
+  /** Validates a source's document and publishes it, or logs its problems and keeps the last good one. */
+  deliver(update: SourceUpdate): SourceVerdict {
+    if ('problems' in update) return this.#reject(update.version, update.problems);
+    const result = this.#validate(update.raw);
+    if (!result.ok) return this.#reject(update.version, result.problems);
+    return this.publish(result.value, update.version, { unchecked: true });
+  }
+
+  /**
+   * Publishes a document to every client. It is validated first unless `unchecked` — which
+   * exists to relay documents of a newer schema and to test clients' NACK path.
+   */
+  publish(config: unknown, version: string, options: { unchecked?: boolean } = {}): SourceVerdict {
+    if (!options.unchecked) return this.deliver({ version, raw: config });
+    if (version === this.#current?.version) return { applied: true, version };
+    const message: StreamMessage = { type: 'snapshot', version, config };
+    const line = `${JSON.stringify(message)}\n`;
+    this.#current = { version, line, config };
+    this.#log(`control: publishing version ${version} to ${this.#streams.size} streams`);
+    for (const res of this.#streams.keys()) this.#write(res, line);
+    return { applied: true, version };
+  }
+
+  #reject(version: string, problems: readonly OptionProblem[]): SourceVerdict {
+    const kept = this.#current ? `keeping version ${this.#current.version}` : 'nothing published yet';
+    this.#log(`control: rejected version ${version} (${kept}):`);
+    for (const p of problems) this.#log(`  ${p.field}: ${p.message}`);
+    return { applied: false, version, problems };
+  }
+
+  /** Every client seen, with its applied or rejected version. */
+  clients(): ClientState[] {
+    return [...this.#clients.values()].map((c) => ({ ...c }));
+  }
+
+  #authorized(req: IncomingMessage): boolean {
+    const header = req.headers.authorization ?? '';
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (!match) return false;
+    const given = digest(match[1] as string);
+    let ok = false;
+    // Compare against every token in constant time, so timing tells nothing about which matched.
+    for (const token of this.#tokens) ok = timingSafeEqual(given, token) || ok;
+    return ok;
+  }
+
+  #handle(req: IncomingMessage, res: ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://control');
+    if (url.pathname === '/healthz') {
+      json(res, 200, { ok: true, version: this.version });
+      return;
+    }
+    if (!this.#authorized(req)) {
+      res.setHeader('www-authenticate', 'Bearer realm="sidecarless"');
+      json(res, 401, { error: 'a valid bearer token is required' });
+      return;
+    }
+    if (req.method === 'GET' && url.pathname === STREAM_PATH) {
+      this.#openStream(req, res, url);
+      return;
+    }
+    if (req.method === 'POST' && url.pathname === ACK_PATH) {
+      this.#receiveAck(req, res);
+      return;
+    }
+    if (req.method === 'GET' && url.pathname === CLIENTS_PATH) {
+      json(res, 200, { version: this.version, clients: this.clients() });
+      return;
+    }
+    if (req.method === 'GET' && url.pathname === '/v1/config') {
+      json(res, 200, { version: this.version, config: this.#current?.config });
+      return;
+    }
+    json(res, 404, { error: 'not found' });
+  }
+
+  #client(id: string, address: string): ClientState {
+    let client = this.#clients.get(id);
+    if (client === undefined) {
+      if (this.#clients.size >= MAX_CLIENTS) this.#forgetOneDisconnected();
+      client = {
+        id,
+        address,
+        connected: false,
+        streams: 0,
+        appliedVersion: undefined,
+        rejectedVersion: undefined,
+        problems: undefined,
+        lastSeen: 0,
+      };
+      this.#clients.set(id, client);
+    }
+    client.lastSeen = this.#clock.wallTime();
+    return client;
+  }
+
+  #forgetOneDisconnected(): void {
+    for (const [id, c] of this.#clients) {
+      if (!c.connected) {
+        this.#clients.delete(id);
+        return;
+      }
+    }
+  }
+
+  #openStream(req: IncomingMessage, res: ServerResponse, url: URL): void {
+    const id = url.searchParams.get('client') ?? '';
+    if (!CLIENT_ID.test(id)) {
+      json(res, 400, { error: 'client must be 1 to 200 letters, digits or "_.:@-"' });
+      return;
+    }
+    const client = this.#client(id, req.socket.remoteAddress ?? '');
+    // The version the client names is the one in force there: it heals a lost ACK.
+    const has = url.searchParams.get('version');
+    if (has) client.appliedVersion = has;
+    client.streams++;
+    client.connected = true;
+    this.#streams.set(res, client);
+    res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+    req.socket.setNoDelay(true);
+    const hello: StreamMessage = { type: 'hello', heartbeatMs: this.#heartbeatMs, version: this.version };
+    this.#write(res, `${JSON.stringify(hello)}\n`);
+    if (this.#current !== undefined && has !== this.#current.version) this.#write(res, this.#current.line);
+    res.on('close', () => {
+      this.#streams.delete(res);
+      client.streams--;
+      client.connected = client.streams > 0;
+      client.lastSeen = this.#clock.wallTime();
+    });
+  }
+
+  #write(res: ServerResponse, line: string): void {
+    if (res.writableLength > MAX_BUFFERED) {
+      res.destroy();
+      return;
+    }
+    res.write(line);
+  }
+
+  #receiveAck(req: IncomingMessage, res: ServerResponse): void {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_ACK_BYTES) {
+        json(res, 413, { error: 'report too large' });
+        req.destroy();
+      } else chunks.push(chunk);
+    });
+    req.on('end', () => {
+      let report: AckReport;
+      try {
+        report = JSON.parse(Buffer.concat(chunks).toString('utf8')) as AckReport;
+      } catch {
+        json(res, 400, { error: 'body must be JSON' });
+        return;
+      }
+      if (typeof report?.client !== 'string' || !CLIENT_ID.test(report.client) || typeof report.version !== 'string') {
+        json(res, 400, { error: 'body must be { client, version, applied, problems }' });
+        return;
+      }
+      const client = this.#client(report.client, req.socket.remoteAddress ?? '');
+      if (report.applied === true) {
+        client.appliedVersion = report.version;
+      } else {
+        client.rejectedVersion = report.version;
+        client.problems = Array.isArray(report.problems) ? report.problems.slice(0, 100) : [];
+        this.#log(`control: client ${client.id} rejected version ${report.version}: ${client.problems.length} problems`);
+      }
+      res.writeHead(204).end();
+    });
+  }
+
+  #armHeartbeat(): void {
+    if (this.#closed) return;
+    this.#heartbeat = this.#clock.setTimer(() => {
+      const line = `${JSON.stringify({ type: 'heartbeat', version: this.version } satisfies StreamMessage)}\n`;
+      for (const res of this.#streams.keys()) this.#write(res, line);
+      this.#armHeartbeat();
+    }, this.#heartbeatMs);
+  }
+
+  /** Stops the source, ends every stream and closes the listener. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#heartbeat !== undefined) this.#clock.clearTimer(this.#heartbeat);
+    await this.#options.source?.close();
+    for (const res of this.#streams.keys()) res.destroy();
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#server.closeAllConnections();
+    await closed;
+  }
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  if (res.headersSent) return;
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
