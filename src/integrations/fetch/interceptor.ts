@@ -1,0 +1,226 @@
+import type { Dispatcher } from 'undici';
+import { z } from 'zod';
+import { CallContext } from '../../core/context.js';
+import type { LayerDescription, Service } from '../../core/service.js';
+import { int, parseOptions } from '../../core/validate.js';
+import { httpClassifier, IDEMPOTENT_METHODS } from '../shared/http.js';
+import { buildOutbound, type OutboundHandle, type OutboundOptions, outboundShape, refuseReplay } from '../shared/outbound.js';
+import { DEFAULT_REPLAY_LIMIT, planBody } from './body.js';
+
+const schema = z.strictObject({
+  ...outboundShape,
+  retryNonIdempotent: z.boolean({ error: 'must be true or false' }).default(false),
+  replayBuffer: int(0, 16 * 1024 * 1024).default(DEFAULT_REPLAY_LIMIT),
+});
+
+/** Options of {@link meshInterceptor}. */
+export interface MeshInterceptorOptions extends OutboundOptions {
+  /** Retry POST, PATCH, ... too. Default false. */
+  retryNonIdempotent?: boolean;
+  /** Bytes of request body that may be replayed. Default 64 KiB. */
+  replayBuffer?: number;
+}
+
+type Controller = Dispatcher.DispatchController;
+type Handler = Dispatcher.DispatchHandler;
+
+/** One dispatch of one attempt; holds the response (paused) until the stack picks or drops it. */
+class Attempt {
+  statusCode = 0;
+  headers: Record<string, string | string[] | undefined> = {};
+  statusMessage: string | undefined = undefined;
+  controller: Controller | undefined = undefined;
+  chunks: Buffer[] = [];
+  trailers: Record<string, string | string[] | undefined> | undefined = undefined;
+  error: Error | undefined = undefined;
+  /** The outer call once adopted: later events go straight to the caller's handler. */
+  adopted: OuterCall | undefined = undefined;
+  discarded = false;
+  resolve!: (attempt: Attempt) => void;
+  reject!: (error: unknown) => void;
+  started = false;
+
+  onRequestStart(controller: Controller): void {
+    this.controller = controller;
+  }
+  onResponseStart(
+    controller: Controller,
+    statusCode: number,
+    headers: Record<string, string | string[] | undefined>,
+    statusMessage?: string,
+  ): void {
+    if (statusCode < 200) return;
+    this.controller = controller;
+    this.statusCode = statusCode;
+    this.headers = headers;
+    this.statusMessage = statusMessage;
+    this.started = true;
+    controller.pause();
+    this.resolve(this);
+  }
+  onResponseData(_controller: Controller, chunk: Buffer): void {
+    if (this.adopted !== undefined) this.adopted.data(chunk);
+    else if (!this.discarded) this.chunks.push(chunk);
+  }
+  onResponseEnd(_controller: Controller, trailers: Record<string, string | string[] | undefined>): void {
+    if (this.adopted !== undefined) this.adopted.end(trailers);
+    else this.trailers = trailers;
+  }
+  onResponseError(_controller: Controller, error: Error): void {
+    if (!this.started) this.reject(error);
+    else if (this.adopted !== undefined) this.adopted.fail(error);
+    else this.error = error;
+  }
+}
+
+/** The caller's side: its handler, and a controller whose abort reaches the current attempt. */
+class OuterCall implements Controller {
+  readonly handler: Handler;
+  readonly ctx: CallContext;
+  current: Attempt | undefined = undefined;
+  #aborted = false;
+  #reason: Error | null = null;
+  #paused = false;
+
+  constructor(handler: Handler, ctx: CallContext) {
+    this.handler = handler;
+    this.ctx = ctx;
+  }
+  get aborted(): boolean {
+    return this.#aborted;
+  }
+  get paused(): boolean {
+    return this.#paused;
+  }
+  get reason(): Error | null {
+    return this.#reason;
+  }
+  abort(reason: Error): void {
+    if (this.#aborted) return;
+    this.#aborted = true;
+    this.#reason = reason;
+    this.ctx.cancel(reason);
+    this.current?.controller?.abort(reason);
+  }
+  pause(): void {
+    this.#paused = true;
+    this.current?.controller?.pause();
+  }
+  resume(): void {
+    this.#paused = false;
+    this.current?.controller?.resume();
+  }
+  adopt(attempt: Attempt): void {
+    this.current = attempt;
+    this.handler.onResponseStart?.(this, attempt.statusCode, attempt.headers, attempt.statusMessage);
+    for (const chunk of attempt.chunks) this.data(chunk);
+    attempt.chunks = [];
+    if (attempt.error !== undefined) this.fail(attempt.error);
+    else if (attempt.trailers !== undefined) this.end(attempt.trailers);
+    else {
+      attempt.adopted = this;
+      if (!this.#paused) attempt.controller?.resume();
+    }
+  }
+  data(chunk: Buffer): void {
+    this.handler.onResponseData?.(this, chunk);
+  }
+  end(trailers: Record<string, string | string[] | undefined>): void {
+    this.handler.onResponseEnd?.(this, trailers);
+  }
+  fail(error: unknown): void {
+    this.handler.onResponseError?.(this, error as Error);
+  }
+}
+
+interface DispatchRequest {
+  dispatch: Dispatcher['dispatch'];
+  opts: Dispatcher.DispatchOptions;
+  outer: OuterCall;
+  refusal: string | undefined;
+}
+
+class DispatchService implements Service<DispatchRequest, Attempt> {
+  call(req: DispatchRequest, ctx: CallContext): Promise<Attempt> {
+    const attempt = new Attempt();
+    const promise = new Promise<Attempt>((resolve, reject) => {
+      attempt.resolve = resolve;
+      attempt.reject = reject;
+    });
+    req.outer.current = attempt;
+    if (ctx.cancelled) return Promise.reject(ctx.cancelReason);
+    // A deadline can fire: abort the attempt's dispatch when the context's signal does.
+    if (ctx.deadline !== Number.POSITIVE_INFINITY) {
+      ctx.signal.addEventListener('abort', () => attempt.controller?.abort(ctx.signal.reason), { once: true });
+    }
+    req.dispatch(req.opts, attempt as unknown as Handler);
+    if (req.refusal === undefined) return promise;
+    const reason = req.refusal;
+    return promise.then(
+      (value) => {
+        refuseReplay(value, reason);
+        return value;
+      },
+      (error: unknown) => {
+        refuseReplay(error, reason);
+        throw error;
+      },
+    );
+  }
+
+  describe(): LayerDescription[] {
+    return [{ layer: 'undici-dispatch', params: {} }];
+  }
+}
+
+/** Drops an attempt that will be retried: its response is aborted, its connection freed. */
+function discardAttempt(result: unknown): void {
+  const attempt = result as Attempt;
+  attempt.discarded = true;
+  attempt.chunks = [];
+  attempt.controller?.abort(new Error('sidecarless: response discarded for a retry'));
+}
+
+function refusalOf(opts: Dispatcher.DispatchOptions, retryNonIdempotent: boolean, limit: number): string | undefined {
+  const method = opts.method.toUpperCase();
+  if (!retryNonIdempotent && !IDEMPOTENT_METHODS.has(method)) return `${method} is not idempotent (set retryNonIdempotent to retry it)`;
+  const plan = planBody(opts.body, limit);
+  if (plan === undefined) return 'stream body (the interceptor does not buffer streams; use meshFetch)';
+  return plan.refusal;
+}
+
+/**
+ * An undici interceptor running every request of a dispatcher through a sidecarless stack:
+ * `setGlobalDispatcher(new Agent().compose(meshInterceptor({ name: 'egress' })))` makes every
+ * `fetch` of the process meshed — an explicit opt-in, never an implicit patch. A response is
+ * held (paused) at its headers until it is classified; a retried one is aborted. Bodies are
+ * replayed only when undici hands them over whole (strings, buffers); fetch passes its bodies as
+ * streams, so meshed `fetch` POSTs through the interceptor are sent once.
+ *
+ * The returned function carries the stack's handles (`events`, `describe()`, `close()`).
+ */
+export function meshInterceptor(options: MeshInterceptorOptions = {}): Dispatcher.DispatcherComposeInterceptor & OutboundHandle {
+  const parsed = parseOptions(schema, options, 'meshInterceptor');
+  const retryNonIdempotent = parsed.retryNonIdempotent;
+  const limit = parsed.replayBuffer;
+  const { service, handle } = buildOutbound<DispatchRequest, Attempt>(
+    options,
+    httpClassifier(),
+    discardAttempt,
+    () => new DispatchService(),
+  );
+  const interceptor = (dispatch: Dispatcher['dispatch']): Dispatcher['dispatch'] => {
+    return (opts, handler) => {
+      const ctx = new CallContext();
+      const outer = new OuterCall(handler, ctx);
+      handler.onRequestStart?.(outer, {});
+      const req: DispatchRequest = { dispatch, opts, outer, refusal: refusalOf(opts, retryNonIdempotent, limit) };
+      service.call(req, ctx).then(
+        (attempt) => outer.adopt(attempt),
+        (error: unknown) => outer.fail(error),
+      );
+      return true;
+    };
+  };
+  return Object.assign(interceptor, handle);
+}

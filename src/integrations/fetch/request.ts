@@ -1,0 +1,173 @@
+import { createRequire } from 'node:module';
+import type { Dispatcher } from 'undici';
+import { z } from 'zod';
+import type { Clock } from '../../core/clock.js';
+import { CallContext } from '../../core/context.js';
+import type { LayerDescription, Service, StackEnv } from '../../core/service.js';
+import { int, parseOptions } from '../../core/validate.js';
+import { EndpointPicker } from '../shared/endpoints.js';
+import { DEADLINE_HEADER, httpClassifier, IDEMPOTENT_METHODS } from '../shared/http.js';
+import { buildOutbound, type OutboundHandle, type OutboundOptions, outboundShape, refuseReplay } from '../shared/outbound.js';
+import { DEFAULT_REPLAY_LIMIT, planBody, planStreamBody } from './body.js';
+
+type RequestOptions = Omit<Dispatcher.RequestOptions, 'origin' | 'path' | 'method'> & Partial<Pick<Dispatcher.RequestOptions, 'method'>>;
+type UndiciRequest = (url: string | URL, options?: RequestOptions) => Promise<Dispatcher.ResponseData>;
+
+/** Options of {@link meshRequest}. */
+export interface MeshRequestOptions extends OutboundOptions {
+  /** undici's `request` (or a compatible one). Default: `request` of the installed `undici`. */
+  request?: UndiciRequest;
+  /** Retry POST, PATCH, ... too. Default false. */
+  retryNonIdempotent?: boolean;
+  /** Bytes of request body kept for replay. Default 64 KiB. */
+  replayBuffer?: number;
+  /** Header carrying the remaining deadline in ms; `false` for none. */
+  deadlineHeader?: string | false;
+  /** Base URLs to balance over (see `meshFetch`). */
+  endpoints?: readonly string[];
+  /** Count 4xx (other than 408/429) as failures. Default false. */
+  clientErrorsAreFailures?: boolean;
+}
+
+/** undici's `request` through the stack, plus the stack's handles. */
+export type MeshRequest = ((url: string | URL, options?: RequestOptions) => Promise<Dispatcher.ResponseData>) & OutboundHandle;
+
+const schema = z.strictObject({
+  ...outboundShape,
+  request: z.custom<UndiciRequest>((v) => typeof v === 'function', { error: 'must be a function' }).optional(),
+  retryNonIdempotent: z.boolean({ error: 'must be true or false' }).default(false),
+  replayBuffer: int(0, 16 * 1024 * 1024).default(DEFAULT_REPLAY_LIMIT),
+  deadlineHeader: z
+    .union([z.literal(false), z.string().regex(/^[a-z0-9-]+$/i)], { error: 'must be a header name or false' })
+    .default(DEADLINE_HEADER),
+  endpoints: z
+    .array(z.url({ error: 'must be a base URL such as "http://127.0.0.1:8080"' }))
+    .min(1)
+    .optional(),
+  clientErrorsAreFailures: z.boolean({ error: 'must be true or false' }).default(false),
+});
+
+class UndiciCall {
+  url: string | URL;
+  options: RequestOptions | undefined;
+  path = '';
+  refusal: string | undefined = undefined;
+  constructor(url: string | URL, options: RequestOptions | undefined) {
+    this.url = url;
+    this.options = options;
+  }
+}
+
+const NEVER = new CallContext().signal;
+
+function withHeader(headers: RequestOptions['headers'], name: string, value: string): RequestOptions['headers'] {
+  if (headers == null) return { [name]: value };
+  if (Array.isArray(headers)) return [...headers, name, value] as RequestOptions['headers'];
+  if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === 'function')
+    return [...(headers as Iterable<[string, string]>), [name, value]] as RequestOptions['headers'];
+  return { ...(headers as Record<string, string>), [name]: value };
+}
+
+class RequestService implements Service<UndiciCall, Dispatcher.ResponseData> {
+  readonly #request: UndiciRequest;
+  readonly #clock: Clock;
+  readonly #header: string | false;
+  readonly #picker: EndpointPicker<string> | undefined;
+
+  constructor(request: UndiciRequest, env: StackEnv, header: string | false, endpoints: readonly string[] | undefined) {
+    this.#request = request;
+    this.#clock = env.clock;
+    this.#header = header;
+    this.#picker =
+      endpoints === undefined
+        ? undefined
+        : new EndpointPicker(new Map(endpoints.map((e) => [e, e.replace(/\/+$/, '')])), env.clock, env.random);
+  }
+
+  async call(req: UndiciCall, ctx: CallContext): Promise<Dispatcher.ResponseData> {
+    let options = req.options;
+    const signal = ctx.signal;
+    const hasDeadline = this.#header !== false && ctx.deadline !== Number.POSITIVE_INFINITY;
+    if ((signal !== NEVER && signal !== options?.signal) || hasDeadline) {
+      options = { ...options, signal };
+      if (hasDeadline) {
+        options.headers = withHeader(
+          options.headers,
+          this.#header as string,
+          String(Math.max(0, Math.floor(ctx.deadline - this.#clock.now()))),
+        );
+      }
+    }
+    const picker = this.#picker;
+    const endpoint = picker?.acquire();
+    const startedAt = endpoint === undefined ? 0 : this.#clock.now();
+    if (endpoint !== undefined) ctx.endpoint = endpoint.address;
+    try {
+      const response = await this.#request(endpoint === undefined ? req.url : endpoint.target + req.path, options);
+      if (req.refusal !== undefined) refuseReplay(response, req.refusal);
+      return response;
+    } catch (error) {
+      if (req.refusal !== undefined) refuseReplay(error, req.refusal);
+      throw error;
+    } finally {
+      if (endpoint !== undefined) picker?.release(endpoint, startedAt);
+    }
+  }
+
+  describe(): LayerDescription[] {
+    return [
+      {
+        layer: 'undici-request',
+        params: { deadlineHeader: this.#header },
+        state: this.#picker ? { endpoints: this.#picker.describe() } : {},
+      },
+    ];
+  }
+}
+
+/** Reads and drops the body of a response that will be retried, freeing its connection. */
+function dumpBody(result: unknown): void {
+  (result as Dispatcher.ResponseData | undefined)?.body?.dump().catch(() => {});
+}
+
+/**
+ * undici's `request` through a sidecarless stack: the same classification, retries, replay
+ * rules, deadline header and balancing as `meshFetch`, at undici's lower cost per call.
+ */
+export function meshRequest(options: MeshRequestOptions = {}): MeshRequest {
+  const parsed = parseOptions(schema, options, 'meshRequest');
+  // Loaded here, not at import: undici is an optional peer of `sidecarless/fetch`.
+  const requestFn = options.request ?? (createRequire(import.meta.url)('undici') as { request: UndiciRequest }).request;
+  const limit = parsed.replayBuffer;
+  const balanced = parsed.endpoints !== undefined;
+  const { service, handle } = buildOutbound<UndiciCall, Dispatcher.ResponseData>(
+    options,
+    httpClassifier({ clientErrorsAreFailures: parsed.clientErrorsAreFailures }),
+    dumpBody,
+    (env) => new RequestService(requestFn, env, parsed.deadlineHeader, parsed.endpoints),
+  );
+  const meshed = (url: string | URL, requestOptions?: RequestOptions): Promise<Dispatcher.ResponseData> => {
+    const req = new UndiciCall(url, requestOptions);
+    if (balanced) {
+      const text = String(url);
+      req.path = text.startsWith('/') ? text : (({ pathname, search }) => pathname + search)(new URL(text));
+    }
+    const method = requestOptions?.method?.toUpperCase() ?? 'GET';
+    if (!parsed.retryNonIdempotent && !IDEMPOTENT_METHODS.has(method))
+      req.refusal = `${method} is not idempotent (set retryNonIdempotent to retry it)`;
+    const signal = (requestOptions?.signal ?? undefined) as AbortSignal | undefined;
+    const ctx = new CallContext(signal);
+    const plan = planBody(requestOptions?.body, limit);
+    if (plan === undefined) {
+      return planStreamBody(requestOptions?.body as AsyncIterable<Uint8Array>, limit).then((streamPlan) => {
+        req.options = { ...requestOptions, body: streamPlan.body as RequestOptions['body'] };
+        req.refusal ??= streamPlan.refusal;
+        return service.call(req, ctx).finally(() => ctx.dispose());
+      });
+    }
+    req.refusal ??= plan.refusal;
+    const promise = service.call(req, ctx);
+    return signal === undefined ? promise : promise.finally(() => ctx.dispose());
+  };
+  return Object.assign(meshed, handle);
+}
