@@ -14,6 +14,8 @@ export interface CommandModule {
 // One line per subcommand; modules are loaded only when the CLI runs.
 const COMMANDS: readonly (() => Promise<CommandModule>)[] = [
   // <commands>
+  () => import('./check.js'),
+  () => import('./control.js'),
 ];
 
 /** Builds the program with every subcommand registered. */

@@ -1,0 +1,69 @@
+/**
+ * `sidecarless control --config mesh.yaml [--etcd URL] [--port 7070] [--token T]`: runs the
+ * reference control server. The token may also come from `SIDECARLESS_TOKEN` (better: it stays
+ * out of `ps`). Prints `listening on <url>` once it serves; stops cleanly on SIGINT/SIGTERM.
+ *
+ * @module
+ */
+import type { Command } from 'commander';
+import { etcdSource } from '../control/etcd-source.js';
+import { fileSource } from '../control/file-source.js';
+import { ControlServer } from '../control/server.js';
+
+interface ControlFlags {
+  config?: string;
+  etcd?: string;
+  prefix: string;
+  port: number;
+  host: string;
+  token?: string;
+  heartbeat: number;
+}
+
+/** Starts the server from CLI flags; resolves with it once listening. */
+export async function startControl(flags: ControlFlags): Promise<ControlServer> {
+  const token = flags.token ?? process.env.SIDECARLESS_TOKEN;
+  if (!token) throw new Error('a bearer token is required: --token or SIDECARLESS_TOKEN');
+  if ((flags.config === undefined) === (flags.etcd === undefined)) throw new Error('give exactly one of --config <file> or --etcd <url>');
+  const source =
+    flags.etcd !== undefined
+      ? etcdSource({ hosts: flags.etcd.split(','), prefix: flags.prefix, onError: (e) => process.stderr.write(`control: etcd: ${e.message}\n`) })
+      : fileSource(flags.config as string);
+  const server = new ControlServer({ source, token, port: flags.port, host: flags.host, heartbeatMs: flags.heartbeat });
+  const url = await server.listen();
+  process.stdout.write(`listening on ${url} (source ${source.name})\n`);
+  return server;
+}
+
+const int = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`must be a non-negative integer (got ${v})`);
+  return n;
+};
+
+/** Registers `control`. */
+export function register(program: Command): void {
+  program
+    .command('control')
+    .description('run the reference control server: stream a watched mesh config (file or etcd) to clients')
+    .option('--config <file>', 'mesh config file (YAML or JSON), watched')
+    .option('--etcd <url>', 'etcd endpoints (comma-separated), watched under --prefix')
+    .option('--prefix <prefix>', 'etcd key prefix, one key per service', '/sidecarless/mesh/')
+    .option('--port <port>', 'port to listen on (0 picks one)', int, 7070)
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--token <token>', 'bearer token clients must present (or SIDECARLESS_TOKEN)')
+    .option('--heartbeat <ms>', 'heartbeat interval in milliseconds', int, 5000)
+    .action(async (flags: ControlFlags) => {
+      const server = await startControl(flags);
+      await new Promise<void>((resolve) => {
+        const stop = (): void => {
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
+          resolve();
+        };
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
+      });
+      await server.close();
+    });
+}
