@@ -1,0 +1,263 @@
+import { Resolver } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { type Clock, systemClock, type TimerHandle } from '../core/clock.js';
+import { type Duration, formatDuration } from '../core/duration.js';
+import { InvalidOptionError } from '../core/errors.js';
+import type { EventHub } from '../core/events.js';
+import { duration, int, num, parseOptions } from '../core/validate.js';
+import { SetDiscovery, toEndpoint } from './base.js';
+import type { Endpoint } from './types.js';
+
+/** Options of {@link dnsDiscovery}. */
+export interface DnsDiscoveryOptions {
+  /** The name to resolve, e.g. `users.default.svc.cluster.local` or `_grpc._tcp.users.example`. */
+  name: string;
+  /** Records to ask for. `A+AAAA` asks both. Default `A`. */
+  type?: 'A' | 'AAAA' | 'A+AAAA' | 'SRV';
+  /** Port of every address (A/AAAA; SRV records carry their own). */
+  port?: number;
+  /** DNS servers (`"127.0.0.1:5353"`); default the system's. */
+  servers?: readonly string[];
+  /** Shortest time between lookups, whatever the TTL says. Default `1s`. */
+  minTtl?: Duration;
+  /** Longest time between lookups (and the interval when no TTL is known, as for SRV). Default `5m`. */
+  maxTtl?: Duration;
+  /** Time before another lookup after an error or a suspect empty answer. Default `5s`. */
+  retryInterval?: Duration;
+  /** Fraction of each interval taken off at random, so clients do not resolve in step. Default 0.1. */
+  jitter?: number;
+  /** Timeout of one DNS query attempt. Default `2s`. */
+  lookupTimeout?: Duration;
+  /** Query attempts per server. Default 2. */
+  tries?: number;
+  /** Consecutive empty answers before an empty set is believed. Default 3. */
+  emptyAnswers?: number;
+  /** And how long since the first of them. Default `30s`. */
+  emptyGrace?: Duration;
+  /** Name in events and describe(). Default the DNS name. */
+  source?: string;
+  clock?: Clock;
+  random?: () => number;
+  events?: EventHub;
+}
+
+const schema = z.strictObject({
+  name: z.string({ error: 'must be a DNS name' }).regex(/^[A-Za-z0-9_.-]{1,253}$/, { error: 'must be a DNS name' }),
+  type: z.enum(['A', 'AAAA', 'A+AAAA', 'SRV'], { error: 'must be "A", "AAAA", "A+AAAA" or "SRV"' }).default('A'),
+  port: int(1, 65535).optional(),
+  servers: z.array(z.string().min(1), { error: 'must be a list of "host" or "host:port"' }).min(1).optional(),
+  minTtl: duration(0, 86_400_000).default(1000),
+  maxTtl: duration(1, 86_400_000).default(300_000),
+  retryInterval: duration(1, 86_400_000).default(5000),
+  jitter: num(0, 1).default(0.1),
+  lookupTimeout: duration(1, 60_000).default(2000),
+  tries: int(1, 10).default(2),
+  emptyAnswers: int(1, 1000).default(3),
+  emptyGrace: duration(0, 86_400_000).default(30_000),
+  source: z.string().min(1).optional(),
+  clock: z.custom<Clock>((v) => typeof (v as Clock)?.setTimer === 'function', { error: 'must be a Clock' }).optional(),
+  random: z.custom<() => number>((v) => typeof v === 'function', { error: 'must be a function' }).optional(),
+  events: z.custom<EventHub>((v) => typeof (v as EventHub)?.emit === 'function', { error: 'must be an EventHub' }).optional(),
+});
+
+/** Resolver codes that mean "the name has no such records": an empty answer, not a failure. */
+const EMPTY_CODES = new Set(['ENODATA', 'ENOTFOUND']);
+
+interface Answer {
+  readonly endpoints: Endpoint[];
+  /** Smallest TTL in the answer, in ms; `undefined` when the records carry none. */
+  readonly ttlMs: number | undefined;
+}
+
+function isEmptyAnswer(error: unknown): boolean {
+  return EMPTY_CODES.has((error as { code?: string })?.code ?? '');
+}
+
+/**
+ * DNS discovery, resolved periodically: ginepro's lookup loop with its gaps filled. The next
+ * lookup is due when the answer's TTL runs out (within `minTtl`..`maxTtl`, minus jitter); a
+ * failed lookup is reported (`discovery-error` event, `stats.errors`) and the last good set
+ * kept; an empty answer (NODATA/NXDOMAIN, or SRV targets without addresses) is suspect — one
+ * flapping resolver must not remove every endpoint — and is only believed after `emptyAnswers`
+ * consecutive empties spanning `emptyGrace`. Every timer runs on the given {@link Clock}, one
+ * at a time, and `close()` cancels the query in flight.
+ *
+ * `node:dns` does not expose SRV record TTLs: for SRV the interval is the smallest TTL of the
+ * targets' address records, else `maxTtl`. Of SRV records only the lowest priority is used
+ * (higher ones are backups, RFC 2782); the SRV weight becomes the endpoint weight.
+ */
+export class DnsDiscovery extends SetDiscovery {
+  readonly kind = 'dns';
+  readonly #options: z.output<typeof schema>;
+  readonly #clock: Clock;
+  readonly #random: () => number;
+  readonly #resolver: Resolver;
+  #timer: TimerHandle | undefined = undefined;
+  #inFlight: Promise<void> | undefined = undefined;
+  #emptyCount = 0;
+  #firstEmptyAt = 0;
+  #nextAt = Number.NaN;
+  #lastTtlMs: number | undefined = undefined;
+
+  constructor(options: DnsDiscoveryOptions) {
+    const parsed = parseOptions(schema, options, 'dns');
+    super(parsed.source ?? parsed.name, parsed.events);
+    if (parsed.type !== 'SRV' && parsed.port === undefined)
+      throw new InvalidOptionError('dns.port', `is required for ${parsed.type} records`);
+    if (parsed.minTtl > parsed.maxTtl)
+      throw new InvalidOptionError('dns.minTtl', `must not exceed maxTtl (${formatDuration(parsed.maxTtl)})`);
+    this.#options = parsed;
+    this.#clock = parsed.clock ?? systemClock;
+    this.#random = parsed.random ?? Math.random;
+    this.#resolver = new Resolver({ timeout: parsed.lookupTimeout, tries: parsed.tries });
+    if (parsed.servers !== undefined) this.#resolver.setServers(parsed.servers);
+    this.refresh();
+  }
+
+  /** Resolves now (unless a lookup is already running); the periodic schedule restarts from it. */
+  refresh(): void {
+    if (this.closed || this.#inFlight !== undefined) return;
+    if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
+    this.#timer = undefined;
+    this.#inFlight = this.#lookup().finally(() => {
+      this.#inFlight = undefined;
+    });
+  }
+
+  /** Resolves once no lookup is in flight (tests, and `close()`). */
+  async idle(): Promise<void> {
+    while (this.#inFlight !== undefined) await this.#inFlight;
+  }
+
+  override describe(): Readonly<Record<string, unknown>> {
+    const o = this.#options;
+    return {
+      ...super.describe(),
+      name: o.name,
+      type: o.type,
+      ttl: this.#lastTtlMs === undefined ? 'unknown' : formatDuration(this.#lastTtlMs),
+      nextLookupIn: Number.isNaN(this.#nextAt) ? 'none' : formatDuration(Math.max(0, this.#nextAt - this.#clock.now())),
+      bounds: { minTtl: formatDuration(o.minTtl), maxTtl: formatDuration(o.maxTtl) },
+    };
+  }
+
+  override async close(): Promise<void> {
+    if (this.closed) return this.idle();
+    super.close();
+    if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
+    this.#timer = undefined;
+    this.#nextAt = Number.NaN;
+    this.#resolver.cancel();
+    await this.idle();
+  }
+
+  async #lookup(): Promise<void> {
+    this.stats.lookups++;
+    let answer: Answer;
+    try {
+      answer = await this.#resolve();
+    } catch (error) {
+      if (this.closed) return;
+      if (isEmptyAnswer(error)) this.#empty();
+      else {
+        this.failed(error);
+        this.#schedule(this.#options.retryInterval);
+      }
+      return;
+    }
+    if (this.closed) return;
+    if (answer.endpoints.length === 0) {
+      this.#empty();
+      return;
+    }
+    this.#emptyCount = 0;
+    this.#lastTtlMs = answer.ttlMs;
+    this.publish(answer.endpoints);
+    const o = this.#options;
+    this.#schedule(Math.min(o.maxTtl, Math.max(o.minTtl, answer.ttlMs ?? o.maxTtl)));
+  }
+
+  #empty(): void {
+    this.stats.empty++;
+    const now = this.#clock.now();
+    if (this.#emptyCount++ === 0) this.#firstEmptyAt = now;
+    const hadEndpoints = this.endpoints().size > 0;
+    const believe =
+      !hadEndpoints || (this.#emptyCount >= this.#options.emptyAnswers && now - this.#firstEmptyAt >= this.#options.emptyGrace);
+    if (this.events.wants('discovery-empty')) {
+      this.events.emit('discovery-empty', { source: this.source, kind: this.kind, consecutive: this.#emptyCount, kept: !believe });
+    }
+    if (believe) {
+      this.publish([]);
+      this.#schedule(this.#options.maxTtl < this.#options.retryInterval ? this.#options.maxTtl : this.#options.retryInterval);
+    } else {
+      // Come back sooner than the TTL: either the set returns or the grace runs out.
+      this.#schedule(this.#options.retryInterval);
+    }
+  }
+
+  #schedule(intervalMs: number): void {
+    if (this.closed) return;
+    const delay = intervalMs * (1 - this.#options.jitter * this.#random());
+    this.#nextAt = this.#clock.now() + delay;
+    this.#timer = this.#clock.setTimer(() => {
+      this.#timer = undefined;
+      this.refresh();
+    }, delay);
+  }
+
+  async #resolve(): Promise<Answer> {
+    const { type, name, port } = this.#options;
+    if (type === 'SRV') return this.#resolveSrv();
+    if (type === 'A') return addresses(await this.#resolver.resolve4(name, { ttl: true }), port);
+    if (type === 'AAAA') return addresses(await this.#resolver.resolve6(name, { ttl: true }), port);
+    const [v4, v6] = await Promise.allSettled([this.#resolver.resolve4(name, { ttl: true }), this.#resolver.resolve6(name, { ttl: true })]);
+    for (const outcome of [v4, v6]) if (outcome.status === 'rejected' && !isEmptyAnswer(outcome.reason)) throw outcome.reason;
+    const records = [...(v4.status === 'fulfilled' ? v4.value : []), ...(v6.status === 'fulfilled' ? v6.value : [])];
+    return addresses(records, port);
+  }
+
+  async #resolveSrv(): Promise<Answer> {
+    const records = await this.#resolver.resolveSrv(this.#options.name);
+    if (records.length === 0) return { endpoints: [], ttlMs: undefined };
+    let best = Number.POSITIVE_INFINITY;
+    for (const r of records) if (r.priority < best) best = r.priority;
+    const chosen = records.filter((r) => r.priority === best);
+    const endpoints: Endpoint[] = [];
+    let ttlMs: number | undefined;
+    for (const srv of chosen) {
+      let targets: { address: string; ttl: number | undefined }[];
+      if (isIP(srv.name) !== 0) targets = [{ address: srv.name, ttl: undefined }];
+      else {
+        try {
+          targets = await this.#resolver.resolve4(srv.name, { ttl: true });
+        } catch (error) {
+          if (!isEmptyAnswer(error)) throw error;
+          targets = [];
+        }
+      }
+      for (const target of targets) {
+        if (target.ttl !== undefined) ttlMs = Math.min(ttlMs ?? Number.POSITIVE_INFINITY, target.ttl * 1000);
+        const metadata = { target: srv.name, priority: srv.priority, srvWeight: srv.weight };
+        endpoints.push(toEndpoint({ address: target.address, port: srv.port, weight: Math.max(1, srv.weight), metadata }));
+      }
+    }
+    return { endpoints, ttlMs };
+  }
+}
+
+function addresses(records: readonly { address: string; ttl: number }[], port: number | undefined): Answer {
+  let ttl = Number.POSITIVE_INFINITY;
+  const endpoints: Endpoint[] = [];
+  for (const record of records) {
+    if (record.ttl < ttl) ttl = record.ttl;
+    endpoints.push(toEndpoint({ address: record.address, port }));
+  }
+  return { endpoints, ttlMs: endpoints.length === 0 ? undefined : ttl * 1000 };
+}
+
+/** Periodic DNS discovery: `dnsDiscovery({ name: 'users.internal', port: 8080 })`. */
+export function dnsDiscovery(options: DnsDiscoveryOptions): DnsDiscovery {
+  return new DnsDiscovery(options);
+}

@@ -1,0 +1,326 @@
+import type { Classifier } from '../../core/classify.js';
+import type { Clock } from '../../core/clock.js';
+import type { CallContext } from '../../core/context.js';
+import { formatDuration } from '../../core/duration.js';
+import { NoEndpointsError, ServiceClosedError } from '../../core/errors.js';
+import type { EventHub, Subscription } from '../../core/events.js';
+import type { Param } from '../../core/params.js';
+import type { LayerDescription, Service, StackEnv } from '../../core/service.js';
+import type { Changeset, Discovery, Endpoint } from '../../discovery/types.js';
+import { DenseSet, EndpointState } from './endpoint.js';
+import type { BalanceParams } from './options.js';
+import { Picker } from './pick.js';
+
+/** Builds the inner service of one endpoint: an undici pool, a gRPC client, any function. */
+export type EndpointFactory<Req, Res> = (endpoint: Endpoint) => Service<Req, Res>;
+
+declare module '../../core/events.js' {
+  interface MeshEvents {
+    /** An endpoint failed `failures` times in a row and leaves the pick set for `backoffMs`. */
+    'endpoint-ejected': { service: string; endpoint: string; failures: number; backoffMs: number; ejections: number };
+    /** An ejected endpoint's probe succeeded (or it answered during panic): it is back. */
+    'endpoint-restored': { service: string; endpoint: string };
+    /** Too few endpoints are ready: picking among all of them (`active`), or back to normal. */
+    'balancer-panic': { service: string; active: boolean; ready: number; total: number };
+    /** The endpoint factory threw; the endpoint is left out. */
+    'endpoint-factory-error': { service: string; endpoint: string; error: unknown };
+  }
+}
+
+/** The service of the balance layer; see the module doc in `index.ts`. */
+export class BalanceService<Req, Res> implements Service<Req, Res> {
+  readonly #byId = new Map<string, EndpointState<Req, Res>>();
+  /** Endpoints that may be picked (not ejected, not removed). */
+  readonly #ready = new DenseSet<Req, Res>('readyIndex');
+  /** Every endpoint not removed, for panic mode. */
+  readonly #all = new DenseSet<Req, Res>('allIndex');
+  /** Ejected endpoints whose backoff ran out, each waiting for its single probe call. */
+  readonly #probes: EndpointState<Req, Res>[] = [];
+  /** Removed endpoints still finishing calls; closed when their last call settles. */
+  readonly #draining = new Set<EndpointState<Req, Res>>();
+  readonly #closing = new Set<Promise<void>>();
+  readonly #picker: Picker;
+  readonly #discovery: Discovery;
+  readonly #factory: EndpointFactory<Req, Res>;
+  readonly #param: Param<BalanceParams>;
+  readonly #clock: Clock;
+  readonly #classifier: Classifier<unknown>;
+  readonly #events: EventHub;
+  readonly #service: string;
+  readonly #random: () => number;
+  readonly #ownsDiscovery: boolean;
+  readonly #inner: Service<unknown, unknown> | undefined;
+  readonly #subscription: Subscription;
+  #panic = false;
+  #closed = false;
+  #drained: (() => void) | undefined = undefined;
+
+  constructor(
+    discovery: Discovery,
+    factory: EndpointFactory<Req, Res>,
+    param: Param<BalanceParams>,
+    env: StackEnv,
+    options: { ownsDiscovery: boolean; inner?: Service<unknown, unknown> | undefined },
+  ) {
+    this.#discovery = discovery;
+    this.#factory = factory;
+    this.#param = param;
+    this.#clock = env.clock;
+    this.#classifier = env.classifier;
+    this.#events = env.events;
+    this.#service = env.service;
+    this.#random = env.random;
+    this.#picker = new Picker(env.random);
+    this.#ownsDiscovery = options.ownsDiscovery;
+    this.#inner = options.inner;
+    this.#subscription = discovery.subscribe((changes) => this.#apply(changes));
+  }
+
+  call(req: Req, ctx: CallContext): Promise<Res> {
+    if (this.#closed) return Promise.reject(new ServiceClosedError({ layer: 'balance' }));
+    const params = this.#param.get();
+    const endpoint = this.#pick(params);
+    if (endpoint === undefined) return Promise.reject(this.#noEndpoints(params));
+    return this.#callEndpoint(endpoint, req, ctx, params);
+  }
+
+  async #callEndpoint(endpoint: EndpointState<Req, Res>, req: Req, ctx: CallContext, params: BalanceParams): Promise<Res> {
+    ctx.endpoint = endpoint.id;
+    endpoint.pending++;
+    endpoint.calls++;
+    const start = this.#clock.now();
+    let result: Res | undefined;
+    let error: unknown;
+    let threw = false;
+    try {
+      result = await endpoint.service.call(req, ctx);
+    } catch (caught) {
+      error = caught;
+      threw = true;
+    }
+    endpoint.pending--;
+    const now = this.#clock.now();
+    const verdict = threw ? this.#classifier.classifyError(error) : this.#classifier.classifyResult(result);
+    endpoint.observe(now, now - start, params.decayMs);
+    // A server's Retry-After (429, 503) is the best estimate of when it is worth calling again:
+    // count it as a round trip that long, so the endpoint is avoided and the penalty decays.
+    if (verdict.retryAfterMs !== undefined) endpoint.observe(now, verdict.retryAfterMs, params.decayMs);
+    if (verdict.kind === 'failure') this.#failed(endpoint, params, now);
+    else this.#succeeded(endpoint);
+    if (endpoint.state === 'removed' && endpoint.pending === 0) this.#closeEndpoint(endpoint);
+    if (threw) throw error;
+    return result as Res;
+  }
+
+  #pick(params: BalanceParams): EndpointState<Req, Res> | undefined {
+    const probe = this.#probes.pop();
+    if (probe !== undefined) {
+      probe.state = 'probing';
+      return probe;
+    }
+    const ready = this.#ready.size;
+    const total = this.#all.size;
+    const panic = ready < params.panicThreshold * total;
+    if (panic !== this.#panic) this.#setPanic(panic, ready, total);
+    if (panic) return this.#picker.pick(this.#all, params, this.#clock.now());
+    if (ready === 0) return undefined;
+    return this.#picker.pick(this.#ready, params, this.#clock.now());
+  }
+
+  #noEndpoints(params: BalanceParams): NoEndpointsError {
+    if (this.#all.size > 0) {
+      let next = Number.POSITIVE_INFINITY;
+      for (const e of this.#all.items) if (e.state === 'ejected' && e.ejectedUntil < next) next = e.ejectedUntil;
+      const detail = `${this.#all.size} ejected, panic ${params.panicThreshold > 0 ? 'threshold not met' : 'disabled'}`;
+      return new NoEndpointsError(
+        'all-ejected',
+        next === Number.POSITIVE_INFINITY ? detail : `${detail}, next probe in ${formatDuration(Math.ceil(next - this.#clock.now()))}`,
+      );
+    }
+    const status = this.#discovery.status();
+    if (status.health === 'failing') {
+      return new NoEndpointsError('discovery-failing', String((status.lastError as Error)?.message ?? status.lastError), {
+        cause: status.lastError,
+      });
+    }
+    return new NoEndpointsError('none-discovered', status.health === 'pending' ? 'discovery has not answered yet' : this.#discovery.kind);
+  }
+
+  #setPanic(active: boolean, ready: number, total: number): void {
+    this.#panic = active;
+    if (this.#events.wants('balancer-panic')) this.#events.emit('balancer-panic', { service: this.#service, active, ready, total });
+  }
+
+  #succeeded(endpoint: EndpointState<Req, Res>): void {
+    endpoint.failures = 0;
+    if (endpoint.state === 'probing' || endpoint.state === 'ejected') {
+      // The probe (or a call sent during panic) answered: the endpoint is healthy again.
+      if (endpoint.timer !== undefined) this.#clock.clearTimer(endpoint.timer);
+      endpoint.timer = undefined;
+      endpoint.ejections = 0;
+      endpoint.state = 'active';
+      this.#ready.add(endpoint);
+      if (this.#events.wants('endpoint-restored'))
+        this.#events.emit('endpoint-restored', { service: this.#service, endpoint: endpoint.id });
+    }
+  }
+
+  #failed(endpoint: EndpointState<Req, Res>, params: BalanceParams, now: number): void {
+    endpoint.failures++;
+    endpoint.failuresTotal++;
+    if (params.consecutiveFailures === 0) return;
+    if (endpoint.state === 'probing' || (endpoint.state === 'active' && endpoint.failures >= params.consecutiveFailures)) {
+      this.#eject(endpoint, params, now);
+    }
+  }
+
+  #eject(endpoint: EndpointState<Req, Res>, params: BalanceParams, now: number): void {
+    const base = Math.min(params.backoffMaxMs, params.backoffMinMs * 2 ** Math.min(endpoint.ejections, 30));
+    const backoffMs = Math.min(params.backoffMaxMs, base + base * params.backoffJitter * this.#random());
+    endpoint.ejections++;
+    endpoint.state = 'ejected';
+    endpoint.ejectedUntil = now + backoffMs;
+    this.#ready.delete(endpoint);
+    endpoint.timer = this.#clock.setTimer(() => {
+      endpoint.timer = undefined;
+      if (endpoint.state === 'ejected') this.#probes.push(endpoint);
+    }, backoffMs);
+    if (this.#events.wants('endpoint-ejected')) {
+      this.#events.emit('endpoint-ejected', {
+        service: this.#service,
+        endpoint: endpoint.id,
+        failures: endpoint.failures,
+        backoffMs,
+        ejections: endpoint.ejections,
+      });
+    }
+  }
+
+  #apply(changes: Changeset): void {
+    if (this.#closed) return;
+    for (const change of changes) {
+      if (change.type === 'remove') {
+        this.#remove(change.id);
+        continue;
+      }
+      const known = this.#byId.get(change.endpoint.id);
+      if (known !== undefined) {
+        const before = known.endpoint;
+        if (before.address === change.endpoint.address && before.port === change.endpoint.port) {
+          known.endpoint = change.endpoint;
+          known.weight = change.endpoint.weight;
+          this.#ready.touch();
+          this.#all.touch();
+          continue;
+        }
+        this.#remove(known.id); // a new address needs a new inner service
+      }
+      this.#insert(change.endpoint);
+    }
+  }
+
+  #insert(endpoint: Endpoint): void {
+    let service: Service<Req, Res>;
+    try {
+      service = this.#factory(endpoint);
+    } catch (error) {
+      if (this.#events.wants('endpoint-factory-error')) {
+        this.#events.emit('endpoint-factory-error', { service: this.#service, endpoint: endpoint.id, error });
+      }
+      return;
+    }
+    const state = new EndpointState(endpoint, service, this.#param.get().defaultRttMs, this.#clock.now());
+    this.#byId.set(state.id, state);
+    this.#all.add(state);
+    this.#ready.add(state);
+  }
+
+  #remove(id: string): void {
+    const endpoint = this.#byId.get(id);
+    if (endpoint === undefined) return;
+    this.#byId.delete(id);
+    this.#ready.delete(endpoint);
+    this.#all.delete(endpoint);
+    const probeIndex = this.#probes.indexOf(endpoint);
+    if (probeIndex >= 0) this.#probes.splice(probeIndex, 1);
+    if (endpoint.timer !== undefined) this.#clock.clearTimer(endpoint.timer);
+    endpoint.timer = undefined;
+    endpoint.state = 'removed';
+    // In-flight calls finish on the old service; it is closed when the last one settles.
+    if (endpoint.pending === 0) this.#closeEndpoint(endpoint);
+    else this.#draining.add(endpoint);
+  }
+
+  #closeEndpoint(endpoint: EndpointState<Req, Res>): void {
+    this.#draining.delete(endpoint);
+    const closing = (async () => {
+      try {
+        await endpoint.service.close?.();
+      } catch (error) {
+        process.emitWarning(`sidecarless: closing endpoint ${endpoint.id} failed: ${String(error)}`, 'SidecarlessWarning');
+      }
+    })();
+    this.#closing.add(closing);
+    void closing.then(() => {
+      this.#closing.delete(closing);
+      if (this.#draining.size === 0 && this.#closing.size === 0) this.#drained?.();
+    });
+  }
+
+  /** Each endpoint with its state, EWMA, pending calls and ejection deadline (for `/endpoints`). */
+  endpoints(): Record<string, unknown>[] {
+    const now = this.#clock.now();
+    return [...this.#byId.values(), ...this.#draining].map((e) => e.dump(now));
+  }
+
+  /** Counts of endpoints by state. */
+  counts(): { total: number; ready: number; ejected: number; draining: number; panic: boolean } {
+    const total = this.#all.size;
+    const ready = this.#ready.size;
+    return { total, ready, ejected: total - ready, draining: this.#draining.size, panic: this.#panic };
+  }
+
+  ready(): boolean {
+    return !this.#closed && this.#all.size > 0;
+  }
+
+  describe(): LayerDescription[] {
+    const p = this.#param.get();
+    return [
+      {
+        layer: 'balance',
+        params: {
+          strategy: p.strategy,
+          peakEwma: { defaultRtt: formatDuration(p.defaultRttMs), decay: formatDuration(p.decayMs) },
+          failureAccrual:
+            p.consecutiveFailures === 0
+              ? false
+              : {
+                  consecutiveFailures: p.consecutiveFailures,
+                  backoff: { min: formatDuration(p.backoffMinMs), max: formatDuration(p.backoffMaxMs), jitter: p.backoffJitter },
+                },
+          panicThreshold: p.panicThreshold,
+        },
+        state: { ...this.counts(), discovery: this.#discovery.describe(), endpoints: this.endpoints() },
+      },
+    ];
+  }
+
+  /**
+   * Stops taking calls and endpoint changes, clears ejection timers, waits for calls in flight
+   * to finish and closes every endpoint's service, then the discovery (when it owns it).
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#subscription.dispose();
+    for (const id of [...this.#byId.keys()]) this.#remove(id);
+    if (this.#draining.size > 0 || this.#closing.size > 0) {
+      await new Promise<void>((resolve) => {
+        this.#drained = resolve;
+      });
+    }
+    if (this.#ownsDiscovery) await this.#discovery.close();
+    await this.#inner?.close?.();
+  }
+}
