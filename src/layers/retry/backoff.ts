@@ -12,7 +12,7 @@ export interface BackoffOptions {
   kind?: 'exponential' | 'constant';
   /** First delay (exponential) or every delay (constant). Default `"25ms"`. */
   base?: Duration;
-  /** Cap on any delay. Default `"250ms"` (ten times the default base, as Envoy). */
+  /** Cap on any delay. Default ten times `base` (`"250ms"` for the default base), as Envoy. */
   max?: Duration;
   /** Growth per retry for exponential backoff. Default 2. */
   multiplier?: number;
@@ -36,7 +36,7 @@ export interface BackoffParams {
 const schema = z.strictObject({
   kind: z.enum(['exponential', 'constant'], { error: 'must be "exponential" or "constant"' }).default('exponential'),
   base: duration(0, 3_600_000).default(25),
-  max: duration(0, 3_600_000).default(250),
+  max: duration(0, 3_600_000).optional(),
   multiplier: num(1, 100).default(2),
   jitter: z.enum(['full', 'equal', 'decorrelated', 'none'], { error: 'must be "full", "equal", "decorrelated" or "none"' }).default('full'),
 });
@@ -46,10 +46,11 @@ export function resolveBackoff(options: BackoffOptions | BackoffFunction | undef
   if (typeof options === 'function')
     return { kind: 'custom', baseMs: 0, maxMs: Number.POSITIVE_INFINITY, multiplier: 1, jitter: 'none', custom: options };
   const parsed = parseOptions(schema, options ?? {}, field);
-  if (parsed.max < parsed.base) {
-    throw new InvalidOptionError(`${field}.max`, `must be at least ${field}.base (${parsed.base}ms) (got ${parsed.max}ms)`);
+  const maxMs = parsed.max ?? parsed.base * 10;
+  if (maxMs < parsed.base) {
+    throw new InvalidOptionError(`${field}.max`, `must be at least ${field}.base (${parsed.base}ms) (got ${maxMs}ms)`);
   }
-  return { kind: parsed.kind, baseMs: parsed.base, maxMs: parsed.max, multiplier: parsed.multiplier, jitter: parsed.jitter };
+  return { kind: parsed.kind, baseMs: parsed.base, maxMs, multiplier: parsed.multiplier, jitter: parsed.jitter };
 }
 
 /** The delay before retry number `retry` (1 for the first retry). */
