@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type CallContext, InvalidOptionError, ServiceBuilder, ServiceClosedError, TimeoutError } from '../../../src/index.js';
+import { type CallContext, type Duration, InvalidOptionError, ServiceBuilder, ServiceClosedError, TimeoutError } from '../../../src/index.js';
 import { MockService, VirtualClock } from '../../../src/testing/index.js';
 import { observe } from '../../support/leaks.js';
 
-function stack(clock: VirtualClock, timeout: string) {
+function stack(clock: VirtualClock, timeout: Duration) {
   const mock = new MockService<[], string>();
   const fn = new ServiceBuilder({ clock, registry: false }).timeout(timeout).service(mock.fn);
   return { mock, fn };
