@@ -19,6 +19,9 @@ import { type ConcurrencyLimitOptions, concurrencyLimit } from '../layers/concur
 import { loadShed } from '../layers/load-shed/index.js';
 import { type MetricsOptions, metrics } from '../layers/metrics/index.js';
 import { type RateLimitOptions, rateLimit } from '../layers/rate-limit/index.js';
+import { type FallbackOptions, fallback } from '../layers/fallback/index.js';
+import { type FaultInjectionOptions, faultInjection } from '../layers/fault-injection/index.js';
+import { type HedgeOptions, hedge } from '../layers/hedge/index.js';
 import { type Readiness, type ReadinessOptions, readiness } from '../layers/readiness/index.js';
 import { type RetryOptions, retry } from '../layers/retry/index.js';
 import { type TimeoutOptions, timeout } from '../layers/timeout/index.js';
@@ -133,6 +136,21 @@ export class ServiceBuilder {
   /** Adds a {@link readiness} layer. */
   readiness(gate: Readiness, options?: ReadinessOptions): ServiceBuilder {
     return this.layer(readiness(gate, options));
+  }
+
+  /** Adds a {@link hedge} layer: a second attempt after a fixed delay or a latency percentile. */
+  hedge(options: OptionsOrLive<HedgeOptions> = {}): ServiceBuilder {
+    return this.layer(hedge(options));
+  }
+
+  /** Adds a {@link fallback} layer: a value or function answering chosen failures. */
+  fallback<Res = any>(options: OptionsOrLive<FallbackOptions<unknown[], Res>>): ServiceBuilder {
+    return this.layer(fallback(options));
+  }
+
+  /** Adds a {@link faultInjection} layer (Istio's `fault`): delay and/or abort a share of calls. */
+  faultInjection(options: OptionsOrLive<FaultInjectionOptions>): ServiceBuilder {
+    return this.layer(faultInjection(options));
   }
 
   /**
