@@ -3,7 +3,7 @@
  * bare async call and against cockatiel's wrap(retry, circuitBreaker, timeout) and opossum's
  * fire; the default stack as it grows; and the heap a wrapped service costs.
  *
- *   node --expose-gc --import tsx bench/core.bench.ts
+ *   npm run bench   (compiles with tsc, as users run it, then node --expose-gc build/bench/core.bench.js)
  */
 import {
   ConsecutiveBreaker,
@@ -18,7 +18,7 @@ import CircuitBreaker from 'opossum';
 import { Readiness, ServiceBuilder } from '../src/index.js';
 import { check, measure, table, writeResults } from './harness.js';
 
-const COMMAND = 'node --expose-gc --import tsx bench/core.bench.ts';
+const COMMAND = 'npm run bench  (tsc -p tsconfig.bench.json && node --expose-gc build/bench/core.bench.js)';
 
 let sink = 0;
 async function bare(x: number): Promise<number> {

@@ -3,11 +3,15 @@
  * call of async functions, measured side by side in one process so that results are ratios
  * against the bare call of the same run, not absolute numbers from another day.
  *
- * Run a bench with `node --expose-gc --import tsx bench/<name>.bench.ts`; results are printed
+ * Benches run on the tsc output, as users run the library (tsx's transform keeps function names
+ * by wrapping each named closure in a helper call, which distorts per-call costs and heap):
+ * `npm run bench:<name>` compiles with `tsconfig.bench.json` and runs
+ * `node --expose-gc build/bench/<name>.bench.js` from the repository root. Results are printed
  * as a table and written to bench/results/<name>.md with the command that produced them.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { arch, cpus, platform } from 'node:os';
+import { join } from 'node:path';
 
 /** One measured case. */
 export interface CaseResult {
@@ -82,9 +86,10 @@ export function machineLine(): string {
 
 /** Writes bench/results/<name>.md: the command, the machine, the tables and the checks. */
 export function writeResults(name: string, command: string, body: string): void {
-  mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
+  const dir = join(process.cwd(), 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
   const text = `# ${name}\n\nCommand: \`${command}\`\n\n${machineLine()}\n\n${body}\n`;
-  writeFileSync(new URL(`./results/${name}.md`, import.meta.url), text);
+  writeFileSync(join(dir, `${name}.md`), text);
   process.stdout.write(`${text}\n`);
 }
 

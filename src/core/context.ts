@@ -4,6 +4,24 @@ import { CancelledError } from './errors.js';
 const NEVER_ABORTED: AbortSignal = new AbortController().signal;
 
 /**
+ * What only some calls need — cancellation state, attributes, forks — kept apart so that a
+ * plain call allocates a small context.
+ */
+class CallExtras {
+  attributes: Record<string, unknown> | undefined = undefined;
+  parentSignal: AbortSignal | undefined = undefined;
+  listening = false;
+  controller: AbortController | undefined = undefined;
+  /** Why the current attempt was aborted (per-try timeout, hedge lost, call cancelled). */
+  attemptAbort: unknown = undefined;
+  /** Why the whole call was cancelled (caller's signal, total deadline). */
+  callCancel: unknown = undefined;
+  waker: (() => void) | undefined = undefined;
+  forks: CallContext[] | undefined = undefined;
+  forkParent: CallContext | undefined = undefined;
+}
+
+/**
  * One object per logical call: cancellation, absolute deadline, attempt number, the route and
  * endpoint chosen, and free attributes. Created once by the outermost wrapper; layers read and
  * extend it rather than copy it, so a call through ten layers allocates one context.
@@ -21,32 +39,27 @@ export class CallContext {
   route: string | undefined = undefined;
   /** The endpoint a balancer picked for the current attempt. */
   endpoint: string | undefined = undefined;
-
-  #attributes: Record<string, unknown> | undefined = undefined;
-  #parentSignal: AbortSignal | undefined;
-  #listening = false;
-  #controller: AbortController | undefined = undefined;
-  /** Why the current attempt was aborted (per-try timeout, hedge lost, call cancelled). */
-  #attemptAbort: unknown = undefined;
-  /** Why the whole call was cancelled (caller's signal, total deadline). */
-  #callCancel: unknown = undefined;
-  #waker: (() => void) | undefined = undefined;
-  #forks: CallContext[] | undefined = undefined;
-  #forkParent: CallContext | undefined = undefined;
+  #x: CallExtras | undefined = undefined;
 
   /**
    * @param signal the caller's signal; cancelling it cancels the call.
    * @param deadline an absolute deadline the caller already has (e.g. from an incoming header).
    */
   constructor(signal?: AbortSignal, deadline?: number) {
-    this.#parentSignal = signal;
+    if (signal !== undefined) this.#extras().parentSignal = signal;
     if (deadline !== undefined) this.deadline = deadline;
+  }
+
+  #extras(): CallExtras {
+    if (this.#x === undefined) this.#x = new CallExtras();
+    return this.#x;
   }
 
   /** Free per-call attributes (route parameters, tenant, headers to propagate, ...). */
   get attributes(): Record<string, unknown> {
-    if (this.#attributes === undefined) this.#attributes = Object.create(null) as Record<string, unknown>;
-    return this.#attributes;
+    const x = this.#extras();
+    if (x.attributes === undefined) x.attributes = Object.create(null) as Record<string, unknown>;
+    return x.attributes;
   }
 
   /**
@@ -55,40 +68,49 @@ export class CallContext {
    * hedge that lost). Read it only when the callee can use it: the first read allocates.
    */
   get signal(): AbortSignal {
-    if (this.#controller !== undefined) return this.#controller.signal;
-    const abortReason = this.#attemptAbort ?? this.#callCancel;
-    if (abortReason === undefined && this.deadline === Number.POSITIVE_INFINITY && this.#forkParent === undefined) {
-      return this.#parentSignal ?? NEVER_ABORTED;
-    }
-    const controller = new AbortController();
-    this.#controller = controller;
-    if (abortReason !== undefined) controller.abort(abortReason);
-    else if (this.#parentSignal !== undefined && !this.#listening) {
-      if (this.#parentSignal.aborted) controller.abort(this.#parentSignal.reason);
-      else {
-        this.#parentSignal.addEventListener('abort', this, { once: true });
-        this.#listening = true;
+    const x = this.#x;
+    if (x === undefined) {
+      if (this.deadline === Number.POSITIVE_INFINITY) return NEVER_ABORTED;
+    } else {
+      if (x.controller !== undefined) return x.controller.signal;
+      if (x.attemptAbort === undefined && x.callCancel === undefined && this.deadline === Number.POSITIVE_INFINITY && x.forkParent === undefined) {
+        return x.parentSignal ?? NEVER_ABORTED;
       }
+    }
+    const extras = this.#extras();
+    const controller = new AbortController();
+    extras.controller = controller;
+    const abortReason = extras.attemptAbort ?? extras.callCancel;
+    const parent = extras.parentSignal;
+    if (abortReason !== undefined) controller.abort(abortReason);
+    else if (parent !== undefined) {
+      if (parent.aborted) controller.abort(parent.reason);
+      else this.#listen(extras, parent);
     }
     return controller.signal;
   }
 
   /** True once the whole call is cancelled: no layer should start more work for it. */
   get cancelled(): boolean {
-    return this.#callCancel !== undefined || (this.#parentSignal?.aborted ?? false) || (this.#forkParent?.cancelled ?? false);
+    const x = this.#x;
+    if (x === undefined) return false;
+    return x.callCancel !== undefined || (x.parentSignal?.aborted ?? false) || (x.forkParent?.cancelled ?? false);
   }
 
   /** The reason the call was cancelled, if it was. */
   get cancelReason(): unknown {
-    return this.#callCancel ?? (this.#parentSignal?.aborted ? this.#parentSignal.reason : undefined) ?? this.#forkParent?.cancelReason;
+    const x = this.#x;
+    if (x === undefined) return undefined;
+    return x.callCancel ?? (x.parentSignal?.aborted ? x.parentSignal.reason : undefined) ?? x.forkParent?.cancelReason;
   }
 
   /** Starts attempt `n`: a signal aborted for the previous attempt alone is replaced. */
   beginAttempt(n: number): void {
     this.attempt = n;
-    if (this.#attemptAbort !== undefined && this.#callCancel === undefined) {
-      this.#attemptAbort = undefined;
-      this.#controller = undefined;
+    const x = this.#x;
+    if (x !== undefined && x.attemptAbort !== undefined && x.callCancel === undefined) {
+      x.attemptAbort = undefined;
+      x.controller = undefined;
     }
   }
 
@@ -99,21 +121,23 @@ export class CallContext {
    * under a retry) or is over.
    */
   abortAttempt(reason: unknown): void {
-    if (this.#attemptAbort === undefined) {
-      this.#attemptAbort = reason;
-      this.#controller?.abort(reason);
+    const x = this.#extras();
+    if (x.attemptAbort === undefined) {
+      x.attemptAbort = reason;
+      x.controller?.abort(reason);
     }
-    const waker = this.#waker;
-    this.#waker = undefined;
+    const waker = x.waker;
+    x.waker = undefined;
     waker?.();
   }
 
   /** Cancels the whole call: the attempt is aborted, sleepers wake, no layer starts more work. */
   cancel(reason: unknown = new CancelledError()): void {
-    if (this.#callCancel !== undefined) return;
-    this.#callCancel = reason;
+    const x = this.#extras();
+    if (x.callCancel !== undefined) return;
+    x.callCancel = reason;
     this.abortAttempt(reason);
-    if (this.#forks !== undefined) for (const fork of this.#forks) fork.cancel(reason);
+    if (x.forks !== undefined) for (const fork of x.forks) fork.cancel(reason);
   }
 
   /**
@@ -121,11 +145,10 @@ export class CallContext {
    * backoff, a queue wait); `undefined` clears it. One slot: only one layer sleeps at a time.
    */
   setWaker(waker: (() => void) | undefined): void {
-    this.#waker = waker;
-    if (waker !== undefined && this.#parentSignal !== undefined && !this.#listening && !this.#parentSignal.aborted) {
-      this.#parentSignal.addEventListener('abort', this, { once: true });
-      this.#listening = true;
-    }
+    if (waker === undefined && this.#x === undefined) return;
+    const x = this.#extras();
+    x.waker = waker;
+    if (waker !== undefined && x.parentSignal !== undefined && !x.parentSignal.aborted) this.#listen(x, x.parentSignal);
   }
 
   /**
@@ -136,17 +159,19 @@ export class CallContext {
     const child = new CallContext(undefined, this.deadline);
     child.attempt = this.attempt;
     child.route = this.route;
-    child.#attributes = this.#attributes;
-    child.#forkParent = this;
-    if (this.#forks === undefined) this.#forks = [];
-    this.#forks.push(child);
-    if (this.#callCancel !== undefined) child.cancel(this.#callCancel);
+    const x = this.#extras();
+    const childExtras = child.#extras();
+    childExtras.attributes = x.attributes;
+    childExtras.forkParent = this;
+    if (x.forks === undefined) x.forks = [];
+    x.forks.push(child);
+    if (x.callCancel !== undefined) child.cancel(x.callCancel);
     return child;
   }
 
   /** Detaches a fork once its attempt settled. */
   release(child: CallContext): void {
-    const forks = this.#forks;
+    const forks = this.#x?.forks;
     if (forks === undefined) return;
     const index = forks.indexOf(child);
     if (index >= 0) forks.splice(index, 1);
@@ -154,16 +179,25 @@ export class CallContext {
 
   /** Drops the listener on the caller's signal; the outermost wrapper calls it on settle. */
   dispose(): void {
-    if (this.#listening) {
-      this.#parentSignal?.removeEventListener('abort', this);
-      this.#listening = false;
+    const x = this.#x;
+    if (x === undefined) return;
+    if (x.listening) {
+      x.parentSignal?.removeEventListener('abort', this);
+      x.listening = false;
     }
-    this.#waker = undefined;
+    x.waker = undefined;
   }
 
   /** @internal the caller's signal fired. */
   handleEvent(): void {
-    this.#listening = false;
-    this.cancel(this.#parentSignal?.reason ?? new CancelledError());
+    const x = this.#extras();
+    x.listening = false;
+    this.cancel(x.parentSignal?.reason ?? new CancelledError());
+  }
+
+  #listen(x: CallExtras, parent: AbortSignal): void {
+    if (x.listening) return;
+    parent.addEventListener('abort', this, { once: true });
+    x.listening = true;
   }
 }

@@ -52,8 +52,9 @@ export class RetryBudget {
   readonly #clock: Clock;
   readonly #slotMs: number;
   readonly #reserve: number;
-  readonly #deposits = new Float64Array(SLOTS);
-  readonly #withdrawals = new Float64Array(SLOTS);
+  // Plain arrays: two typed arrays would cost a few hundred bytes per budget in buffers.
+  readonly #deposits: number[] = new Array<number>(SLOTS).fill(0);
+  readonly #withdrawals: number[] = new Array<number>(SLOTS).fill(0);
   #slot = 0;
   #slotStart: number;
   #unsynced = 0;
