@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import Fastify from 'fastify';
+import { meshPlugin } from '../../../src/integrations/fastify/index.js';
+import { MetricsRegistry } from '../../../src/layers/metrics/index.js';
+import { Readiness } from '../../../src/layers/readiness/index.js';
+
+test('fastify: a shed request gets 503 with Retry-After', async () => {
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  const app = Fastify();
+  await app.register(meshPlugin, { concurrency: 1, metrics: false });
+  app.get('/slow', async () => {
+    await held;
+    return 'done';
+  });
+  const url = await app.listen({ port: 0, host: '127.0.0.1' });
+  const first = fetch(`${url}/slow`);
+  await new Promise((r) => setTimeout(r, 50));
+  const shed = await fetch(`${url}/slow`);
+  assert.equal(shed.status, 503);
+  assert.equal(shed.headers.get('retry-after'), '1');
+  release();
+  assert.equal(await (await first).text(), 'done');
+  await app.close();
+});
+
+test('fastify: metrics per route pattern, readiness 503, admin routes exempt', async () => {
+  const metrics = new MetricsRegistry();
+  const readiness = new Readiness();
+  const latch = readiness.latch('warmup');
+  const app = Fastify();
+  await app.register(meshPlugin, {
+    metrics,
+    readiness,
+    name: 'orders',
+    admin: { prefix: '/_mesh', handler: (req, res) => res.end(`admin ${req.url}`) },
+  });
+  app.get('/orders/:id', async (request, reply) => reply.code((request.params as { id: string }).id === 'x' ? 503 : 200).send('ok'));
+  const url = await app.listen({ port: 0, host: '127.0.0.1' });
+  const refused = await fetch(`${url}/orders/1`);
+  assert.equal(refused.status, 503);
+  assert.deepEqual(await refused.json(), { error: 'not ready' });
+  assert.equal(await (await fetch(`${url}/_mesh/metrics`)).text(), 'admin /metrics');
+  latch.release();
+  for (const id of ['1', '2', 'x']) await (await fetch(`${url}/orders/${id}`)).text();
+  const routes = metrics.snapshot()[0]?.routes ?? [];
+  const orders = routes.find((r) => r.route === '/orders/:id');
+  assert.equal(orders?.requests, 4, 'three served and one refused while not ready');
+  assert.ok(Math.abs((orders?.successRate ?? 0) - 0.5) < 1e-9);
+  await app.close();
+  assert.equal(metrics.snapshot().length, 0);
+});
+
+test('fastify: the incoming grpc-timeout style deadline gives 504', async () => {
+  const app = Fastify();
+  await app.register(meshPlugin, { metrics: false });
+  let sawAbort: Promise<boolean> | undefined;
+  app.get('/hang', async (request) => {
+    const signal = request.mesh?.signal;
+    sawAbort = new Promise((resolve) => signal?.addEventListener('abort', () => resolve(true)));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    return 'late';
+  });
+  const url = await app.listen({ port: 0, host: '127.0.0.1' });
+  const res = await fetch(`${url}/hang`, { headers: { 'grpc-timeout': '60m' } });
+  assert.equal(res.status, 504);
+  assert.equal(await sawAbort, true);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  await app.close();
+});
