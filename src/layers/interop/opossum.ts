@@ -1,3 +1,4 @@
+import type { EventEmitter } from 'node:events';
 import type CircuitBreaker from 'opossum';
 import type { CallContext } from '../../core/context.js';
 import { InvalidOptionError, ServiceClosedError } from '../../core/errors.js';
@@ -50,7 +51,7 @@ export class OpossumService<Req, Res> implements Service<Req, Res> {
       const listener = (detail: unknown): void => {
         if (env.events.wants('opossum')) env.events.emit('opossum', { service: env.service, event, detail });
       };
-      breaker.on(event, listener);
+      (breaker as unknown as EventEmitter).on(event, listener);
       this.#listeners.push([event, listener]);
     }
   }
