@@ -42,7 +42,7 @@ const pct = (v) => v == null ? '–' : (v * 100).toFixed(v >= 0.9995 || v === 0 
 const ms = (v) => v == null ? '–' : v < 10 ? v.toFixed(2) + ' ms' : v < 1000 ? v.toFixed(0) + ' ms' : (v / 1000).toFixed(2) + ' s';
 const num = (v) => v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2);
 const srClass = (v) => v == null ? '' : v >= 0.99 ? 'good' : v >= 0.9 ? 'warn' : 'bad';
-const stateClass = (s) => /open(?!.*half)|fail|down|unhealthy|eject|bad/i.test(s) ? 'bad' : /half|probe|warm|pending|degraded/i.test(s) ? 'warn' : 'good';
+const stateClass = (s) => /open(?!.*half)|fail|down|unhealthy|eject|bad/i.test(s) ? 'bad' : /half|probe|probation|warm|pending|degraded|slow/i.test(s) ? 'warn' : 'good';
 
 function push(key, s) {
   let h = history.get(key);
@@ -59,18 +59,20 @@ function chart(kind, lines, opts) {
   let lo = opts.min ?? Math.min(0, ...all), hi = opts.max ?? Math.max(1e-9, ...all) * 1.15;
   if (opts.floor != null && all.length) lo = Math.min(opts.floor, Math.floor(Math.min(...all)));
   if (hi <= lo) hi = lo + 1;
-  const x = (i) => L + (i / (MAX - 1)) * (W - L - R), y = (v) => T + (1 - (v - lo) / (hi - lo)) * (H - T - B);
+  // The x axis spans the history kept so far (at least 30 s), so a fresh page fills its charts.
+  const span = Math.max(30, ...lines.map((l) => l.values.length));
+  const x = (i) => L + (i / (span - 1)) * (W - L - R), y = (v) => T + (1 - (v - lo) / (hi - lo)) * (H - T - B);
   let g = '';
   for (let k = 0; k <= 3; k++) {
     const v = lo + ((hi - lo) * k) / 3, yy = y(v).toFixed(1);
     g += '<line x1="' + L + '" x2="' + (W - R) + '" y1="' + yy + '" y2="' + yy + '" stroke="#243040" stroke-width="1"/>';
     g += '<text x="' + (L - 4) + '" y="' + (+yy + 3) + '" fill="#7d8b9c" font-size="9" text-anchor="end">' + esc(opts.fmt(v)) + '</text>';
   }
-  g += '<text x="' + L + '" y="' + (H - 3) + '" fill="#7d8b9c" font-size="9">-' + MAX + 's</text><text x="' + (W - R) + '" y="' + (H - 3) + '" fill="#7d8b9c" font-size="9" text-anchor="end">now</text>';
+  g += '<text x="' + L + '" y="' + (H - 3) + '" fill="#7d8b9c" font-size="9">-' + span + 's</text><text x="' + (W - R) + '" y="' + (H - 3) + '" fill="#7d8b9c" font-size="9" text-anchor="end">now</text>';
   for (const l of lines) {
-    const off = MAX - l.values.length; let d = '', pen = false;
+    const off = span - l.values.length; let d = '', pen = false;
     l.values.forEach((v, i) => { if (v == null) { pen = false; return; } d += (pen ? 'L' : 'M') + x(off + i).toFixed(1) + ' ' + y(v).toFixed(1); pen = true; });
-    if (l.fill && d) g += '<path d="' + d + 'L' + x(MAX - 1) + ' ' + y(lo) + 'L' + x(off) + ' ' + y(lo) + 'Z" fill="' + l.color + '" opacity=".12"/>';
+    if (l.fill && d) g += '<path d="' + d + 'L' + x(span - 1) + ' ' + y(lo) + 'L' + x(off) + ' ' + y(lo) + 'Z" fill="' + l.color + '" opacity=".12"/>';
     g += '<path class="line ' + kind + '" data-series="' + l.label + '" d="' + d + '" fill="none" stroke="' + l.color + '" stroke-width="1.8" stroke-linejoin="round"/>';
   }
   const last = lines[0].values[lines[0].values.length - 1];
