@@ -13,4 +13,13 @@
  */
 
 export { MockCall, MockService, type MockStep } from './mock-service.js';
+export {
+  type BackendModel,
+  type LatencyModel,
+  type OutageWindow,
+  type SimulationOptions,
+  type SimulationReport,
+  seededRandom,
+  simulate,
+} from './simulator.js';
 export { flushMicrotasks, VirtualClock } from './virtual-clock.js';
