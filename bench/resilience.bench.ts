@@ -107,7 +107,11 @@ writeResults(
   COMMAND,
   `${table(results)}\n\n` +
     `Our stack costs ${(oursNs / bareNs).toFixed(2)}x the bare call; opossum's fire is ${(opossumNs / oursNs).toFixed(2)}x ours, ` +
-    `cockatiel's wrap ${(cockatielNs / oursNs).toFixed(1)}x ours.\n\n` +
+    `cockatiel's wrap ${(cockatielNs / oursNs).toFixed(1)}x ours. ` +
+    `opossum's fire itself costs ${(opossumNs / bareNs).toFixed(2)}x the bare call, so being 10x cheaper than it would mean ` +
+    `costing ${(opossumNs / bareNs / 10).toFixed(2)}x a bare call — less than the call being wrapped.\n\n` +
+    'Per-layer numbers are differences of medians and move by +-50% between runs on a shared machine; ' +
+    'the ratios of the whole stack are steadier.\n\n' +
     `Breaker per-call cost: ${w100.toFixed(0)} ns with a 100-call window, ${w100k.toFixed(0)} ns with a 100,000-call window ` +
     `(${(w100k / w100).toFixed(2)}x).\n\n` +
     'What each layer adds over the bare call on the success path (each measured alone, minus the wrapper):\n\n' +
