@@ -88,20 +88,25 @@ export function balance<Req, Res>(
 
 /** What a builder's endpoint function may return: a function taking the context last, a built stack, or a service. */
 export type EndpointTarget<A extends unknown[], R> =
-  | ((...args: [...A, CallContext]) => R)
+  | (((...args: [...A, CallContext]) => R) & { close?: () => void | Promise<void> })
   | { readonly stack: Service<unknown[], Awaited<R>> }
   | Service<unknown[], Awaited<R>>;
 
 /**
  * Turns what an endpoint function returned into the endpoint's service: a plain function gets
- * the call context as its last argument (as `.service(fn)` does); a `MeshFunction` (a stack
+ * the call context as its last argument (as `.service(fn)` does), and its `close` property, if
+ * any, is called when the endpoint goes away (to close its pool); a `MeshFunction` (a stack
  * built per endpoint, say with its own breaker) is called through its stack, sharing the call's
  * context; a {@link Service} is used as it is.
  */
 export function endpointService<A extends unknown[], R>(target: EndpointTarget<A, R>): Service<unknown[], Awaited<R>> {
   const stack = (target as { stack?: Service<unknown[], Awaited<R>> }).stack;
   if (typeof stack?.call === 'function') return stack;
-  if (typeof target === 'function') return new FunctionService(target as (...args: unknown[]) => Awaited<R>, true);
+  if (typeof target === 'function') {
+    const service = new FunctionService(target as (...args: unknown[]) => Awaited<R>, true);
+    const close = target.close;
+    return typeof close === 'function' ? Object.assign(service, { close: () => close.call(target) }) : service;
+  }
   if (typeof (target as Service<unknown[], Awaited<R>>)?.call === 'function') return target as Service<unknown[], Awaited<R>>;
   throw new InvalidOptionError('balance.factory', 'must return a function, a built stack or a Service');
 }
