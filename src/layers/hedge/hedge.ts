@@ -82,6 +82,8 @@ export class HedgeService<Req, Res> implements Service<Req, Res> {
   readonly #service: string;
   readonly #deadlines: DeadlineQueue;
   readonly #latency: LatencyWindow;
+  /** Hedged calls in flight, so close() can drop their timers. */
+  readonly #inflight = new Set<HedgedCall>();
   #seen: HedgeParams;
   #budgetSource: RetryBudget | RetryBudgetOptions | undefined = undefined;
   #budget: RetryBudget | undefined = undefined;
@@ -125,6 +127,7 @@ export class HedgeService<Req, Res> implements Service<Req, Res> {
     }
     const call = new HedgedCall(this as HedgeService<unknown, unknown>, req, ctx, delay, p.maxHedges);
     ctx.setWaker(call.wake);
+    this.#inflight.add(call);
     this.#listOf(delay).insert(call, now + delay, now);
     call.primary = this.#launch(call, now);
     return call.promise as Promise<Res>;
@@ -214,6 +217,7 @@ export class HedgeService<Req, Res> implements Service<Req, Res> {
   #settle(call: HedgedCall, winner: CallContext | undefined): void {
     call.settled = true;
     call.list?.remove(call);
+    this.#inflight.delete(call);
     const ctx = call.ctx;
     ctx.setWaker(undefined);
     const running = call.running;
@@ -276,9 +280,9 @@ export class HedgeService<Req, Res> implements Service<Req, Res> {
   }
 
   async close(): Promise<void> {
-    // Calls in flight keep their timer entry until they settle; a timer that fires after close
-    // sends nothing. Idle lists lose their clock timer now.
+    // Calls in flight finish with the attempts they have; they send no more hedges.
     this.#closed = true;
+    for (const call of this.#inflight) call.list?.remove(call);
     this.#deadlines.disarmIfIdle();
     await this.#inner.close?.();
   }

@@ -90,7 +90,7 @@ test('fallback: a returned value the classifier calls a failure falls back too, 
   const clock = new VirtualClock();
   const mock = new MockService<[string], { status: number }>();
   const fn = new ServiceBuilder({ clock, registry: false, classifier: http })
-    .layer(fallback({ value: { status: 200 }, on: ['503'] }))
+    .fallback({ value: { status: 200 }, on: ['503'] })
     .service(mock.fn) as unknown as MeshFunction<[string], { status: number }>;
   mock.script({ value: { status: 503 } }, { value: { status: 500 } }, { value: { status: 404 } });
   assert.deepEqual(await fn('a'), { status: 200 });

@@ -169,7 +169,7 @@ test('fault-injection: live params switch faults on and off without a rebuild', 
   const clock = new VirtualClock();
   const mock = new MockService<[string], string>();
   const fn = new ServiceBuilder({ clock, registry: false })
-    .layer(faultInjection(live(store, (c) => c.fault, {})))
+    .faultInjection(live(store, (c) => c.fault, {}))
     .service(mock.fn) as unknown as MeshFunction<[string], string>;
   mock.script({ value: 'ok' }, { value: 'ok' });
   assert.equal(await fn('a'), 'ok');

@@ -357,3 +357,48 @@ test('hedge: live params change the delay on the next call; describe shows them'
   await fn.close();
   assert.equal(clock.pendingTimers, 0);
 });
+
+test('hedge: close drops pending hedge timers; calls in flight still settle once', async () => {
+  const { clock, mock, fn, layer } = setup({ delay: '50ms', budget: false });
+  const seen = observe(fn('a'));
+  const primary = await mock.nextCall();
+  await fn.close();
+  assert.equal(clock.pendingTimers, 0);
+  await clock.advance(100);
+  assert.equal(mock.calls.length, 1);
+  assert.equal(layer.stats.hedged, 0);
+  primary.respond('done');
+  await flushMicrotasks();
+  assert.equal(seen.settled, 1);
+  assert.equal(seen.value, 'done');
+});
+
+test('hedge: hedges and retries spend one shared budget; the builder shortcut adds the layer', async () => {
+  const clock = new VirtualClock();
+  // A reserve of two, no ratio: the first hedge and the first retry use it up.
+  const budget = new RetryBudget({ retryRatio: 0, minRetriesPerSecond: 0.2, ttl: '10s' }, clock);
+  const mock = new MockService<[string], string>();
+  const fn = new ServiceBuilder({ clock, registry: false })
+    .retry({ attempts: 3, budget, retryOn: ['error'], backoff: { kind: 'constant', base: 0, jitter: 'none' } })
+    .hedge({ delay: '10ms', budget })
+    .service(mock.fn) as unknown as MeshFunction<[string], string>;
+  assert.deepEqual(
+    fn.describe().map((d) => d.layer),
+    ['retry', 'hedge', 'service'],
+  );
+  const seen = observe(fn('a'));
+  await clock.advance(10);
+  assert.equal(mock.calls.length, 2, 'primary and hedge');
+  for (const c of mock.pending) c.fail(new Error('down'));
+  await clock.advance(0);
+  assert.equal(mock.calls.length, 3, 'the retry');
+  assert.equal(mock.calls[2]?.attempt, 2);
+  await clock.advance(10);
+  assert.equal(mock.calls.length, 3, 'no hedge: the budget is spent');
+  mock.calls[2]?.fail(new Error('still down'));
+  await flushMicrotasks();
+  assert.equal(seen.settled, 1);
+  assert.match(String(seen.error), /still down/);
+  await fn.close();
+  assert.equal(clock.pendingTimers, 0);
+});
