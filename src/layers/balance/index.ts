@@ -86,11 +86,18 @@ export function balance<Req, Res>(
   };
 }
 
-/** What a builder's endpoint function may return: a function taking the context last, a built stack, or a service. */
-export type EndpointTarget<A extends unknown[], R> =
-  | (((...args: [...A, CallContext]) => R) & { close?: () => void | Promise<void> })
+/**
+ * What a builder's endpoint function may return: a function (called with the caller's
+ * arguments and the {@link CallContext} after them; it may ignore the context), a built stack,
+ * or a service.
+ */
+export type EndpointTarget<P extends unknown[], R> =
+  | (((...args: P) => R) & { close?: () => void | Promise<void> })
   | { readonly stack: Service<unknown[], Awaited<R>> }
   | Service<unknown[], Awaited<R>>;
+
+/** An endpoint function's parameters without a trailing {@link CallContext}: what callers pass. */
+export type CallerArgs<P extends unknown[]> = P extends [...infer Head, infer Last] ? ([Last] extends [CallContext] ? Head : P) : P;
 
 /**
  * Turns what an endpoint function returned into the endpoint's service: a plain function gets
@@ -99,7 +106,7 @@ export type EndpointTarget<A extends unknown[], R> =
  * built per endpoint, say with its own breaker) is called through its stack, sharing the call's
  * context; a {@link Service} is used as it is.
  */
-export function endpointService<A extends unknown[], R>(target: EndpointTarget<A, R>): Service<unknown[], Awaited<R>> {
+export function endpointService<P extends unknown[], R>(target: EndpointTarget<P, R>): Service<unknown[], Awaited<R>> {
   const stack = (target as { stack?: Service<unknown[], Awaited<R>> }).stack;
   if (typeof stack?.call === 'function') return stack;
   if (typeof target === 'function') {

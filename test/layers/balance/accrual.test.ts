@@ -32,7 +32,7 @@ function fleet(addresses: string[], options: BalanceOptions = {}, latencyMs = 0)
       Object.assign(
         async (): Promise<Reply & { retryAfterMs?: number }> => {
           hits.set(endpoint.address, (hits.get(endpoint.address) ?? 0) + 1);
-          if (latencyMs > 0) await new Promise((resolve) => clock.setTimer(resolve, latencyMs));
+          if (latencyMs > 0) await new Promise<void>((resolve) => clock.setTimer(() => resolve(), latencyMs));
           const code = status.get(endpoint.address) ?? 200;
           return { status: code, body: endpoint.address, retryAfterMs: code === 429 ? 5000 : undefined };
         },

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { ServiceBuilder } from '../../../src/builder/index.js';
+import type { CallContext } from '../../../src/core/context.js';
 import { type Endpoint, StaticDiscovery } from '../../../src/discovery/index.js';
 import type { BalanceStrategy } from '../../../src/layers/balance/index.js';
 import { load, poolFactory, type Reply, replyClassifier, seeded, startServer, type TestServer } from './helpers.js';
@@ -116,7 +117,7 @@ test('endpoint functions get the caller arguments and ctx.endpoint names the pic
   const seen: string[] = [];
   const get = new ServiceBuilder({ registry: false }).balance(
     new StaticDiscovery([{ address: '10.0.0.9', port: 80 }]),
-    (endpoint: Endpoint) => async (a: number, b: number, ctx) => {
+    (endpoint: Endpoint) => async (a: number, b: number, ctx: CallContext) => {
       seen.push(`${ctx.endpoint} ${a + b}`);
       return endpoint.address;
     },
