@@ -16,7 +16,10 @@ export type FallbackOn = readonly (ErrorClass | string)[] | ((failure: unknown, 
 export interface FallbackOptions<Req = unknown[], Res = unknown> {
   /** The answer to a matching failure. */
   value?: Res;
-  /** Computes the answer from the failure (the thrown error, or the failed result) and the request. */
+  /**
+   * Computes the answer from the failure (the thrown error, or the failed result) and the
+   * request. For a stack over a function, the request is its argument list, the context last.
+   */
   handler?: (failure: unknown, req: Req) => Res | Promise<Res>;
   /** Which failures fall back. Default: every failure. */
   on?: FallbackOn;

@@ -34,7 +34,7 @@ export interface FaultInjectionOptions {
   /** Fails a share of calls without calling the service: give one of `error`, `httpStatus`, `grpcStatus`. */
   abort?: {
     percentage?: FaultPercentage;
-    /** The error to reject with, or a function making one per call. */
+    /** The error to reject with, or a function making a fresh one per call (a plain function, not a class). */
     error?: unknown;
     /** Rejects with a {@link FaultInjectedError} carrying this HTTP status. */
     httpStatus?: number;
