@@ -8,7 +8,16 @@ import { EventHub } from '../core/events.js';
 import type { OptionsOrLive } from '../core/params.js';
 import { defaultRegistry, type StackRegistry } from '../core/registry.js';
 import type { Layer, LayerDescription, Service, StackEnv } from '../core/service.js';
+import type { Discovery, Endpoint } from '../discovery/types.js';
 import { type AdaptiveConcurrencyOptions, adaptiveConcurrency } from '../layers/adaptive-concurrency/index.js';
+import {
+  type BalanceLayerOptions,
+  type BalanceOptions,
+  balance,
+  type CallerArgs,
+  type EndpointTarget,
+  endpointService,
+} from '../layers/balance/index.js';
 import {
   type CircuitBreakerLayer,
   type CircuitBreakerOptions,
@@ -16,14 +25,15 @@ import {
   isCircuitBreakerLayer,
 } from '../layers/circuit-breaker/index.js';
 import { type ConcurrencyLimitOptions, concurrencyLimit } from '../layers/concurrency-limit/index.js';
-import { loadShed } from '../layers/load-shed/index.js';
-import { type MetricsOptions, metrics } from '../layers/metrics/index.js';
-import { type RateLimitOptions, rateLimit } from '../layers/rate-limit/index.js';
 import { type FallbackOptions, fallback } from '../layers/fallback/index.js';
 import { type FaultInjectionOptions, faultInjection } from '../layers/fault-injection/index.js';
 import { type HedgeOptions, hedge } from '../layers/hedge/index.js';
+import { loadShed } from '../layers/load-shed/index.js';
+import { type MetricsOptions, metrics } from '../layers/metrics/index.js';
+import { type RateLimitOptions, rateLimit } from '../layers/rate-limit/index.js';
 import { type Readiness, type ReadinessOptions, readiness } from '../layers/readiness/index.js';
 import { type RetryOptions, retry } from '../layers/retry/index.js';
+import { type SplitOptions, split } from '../layers/split/index.js';
 import { type TimeoutOptions, timeout } from '../layers/timeout/index.js';
 import { type TracingOptions, tracing } from '../layers/tracing/index.js';
 import { FunctionService } from './function-service.js';
@@ -151,6 +161,34 @@ export class ServiceBuilder {
   /** Adds a {@link faultInjection} layer (Istio's `fault`): delay and/or abort a share of calls. */
   faultInjection(options: OptionsOrLive<FaultInjectionOptions>): ServiceBuilder {
     return this.layer(faultInjection(options));
+  }
+
+  /**
+   * Adds a {@link split} layer: calls go to the named `backends` or, as `primary`, to the rest
+   * of the chain, by weight or by rule (`{ weights: { primary: 95, canary: 5 } }`).
+   */
+  split(backends: Readonly<Record<string, Service<any, any>>>, options: OptionsOrLive<SplitOptions> = {}): ServiceBuilder {
+    return this.layer(split(backends, options));
+  }
+
+  /**
+   * Ends the chain over a balancer, as `.service(fn)` ends it over one function: `endpointFn`
+   * makes each endpoint's function (called with the caller's arguments and the context last),
+   * or a stack built per endpoint; layers added before wrap the balancer, so a retry picks
+   * again. The balancer is the innermost service because it has nothing to wrap; to compose it
+   * with `build()`, use `.layer(balance(discovery, factory))`, whose inner service is ignored.
+   */
+  balance<P extends unknown[], R>(
+    discovery: Discovery,
+    endpointFn: (endpoint: Endpoint) => EndpointTarget<P, R>,
+    options: OptionsOrLive<BalanceOptions> & BalanceLayerOptions = {},
+  ): MeshFunction<CallerArgs<P>, Awaited<R>> {
+    if (typeof endpointFn !== 'function') throw new InvalidOptionError('balance.factory', 'must be a function (endpoint) => function');
+    const layer = balance(discovery, (endpoint: Endpoint) => endpointService(endpointFn(endpoint)), options);
+    const unreachable = (): never => {
+      throw new Error('unreachable: the balancer calls its endpoints');
+    };
+    return this.layer(layer).service(unreachable as (...args: unknown[]) => R) as unknown as MeshFunction<CallerArgs<P>, Awaited<R>>;
   }
 
   /**
@@ -346,27 +384,28 @@ const meshFunctionPrototype: object = Object.create(Function.prototype, {
  * literal, cheaper than a rest array grown by a push.
  */
 function contextPassingWrapper(stack: Service<unknown[], unknown>, ownParams: number): (...args: unknown[]) => Promise<unknown> {
-  const general = (...args: unknown[]): Promise<unknown> => {
-    if (args.length < ownParams) args.length = ownParams;
-    const ctx = new CallContext();
-    args.push(ctx);
-    return stack.call(args, ctx);
-  };
   if (ownParams === 1) {
     return function meshCall1(this: unknown, a: unknown) {
-      if (arguments.length > 1) return general(...arguments);
+      if (arguments.length > 1) return callWithContext(stack, ownParams, Array.from(arguments));
       const ctx = new CallContext();
       return stack.call([a, ctx], ctx);
     };
   }
   if (ownParams === 2) {
     return function meshCall2(this: unknown, a: unknown, b: unknown) {
-      if (arguments.length > 2) return general(...arguments);
+      if (arguments.length > 2) return callWithContext(stack, ownParams, Array.from(arguments));
       const ctx = new CallContext();
       return stack.call([a, b, ctx], ctx);
     };
   }
-  return general;
+  return (...args: unknown[]) => callWithContext(stack, ownParams, args);
+}
+
+function callWithContext(stack: Service<unknown[], unknown>, ownParams: number, args: unknown[]): Promise<unknown> {
+  if (args.length < ownParams) args.length = ownParams;
+  const ctx = new CallContext();
+  args.push(ctx);
+  return stack.call(args, ctx);
 }
 
 async function settleWith<R>(promise: Promise<R>, ctx: CallContext): Promise<R> {

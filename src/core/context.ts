@@ -73,7 +73,12 @@ export class CallContext {
       if (this.deadline === Number.POSITIVE_INFINITY) return NEVER_ABORTED;
     } else {
       if (x.controller !== undefined) return x.controller.signal;
-      if (x.attemptAbort === undefined && x.callCancel === undefined && this.deadline === Number.POSITIVE_INFINITY && x.forkParent === undefined) {
+      if (
+        x.attemptAbort === undefined &&
+        x.callCancel === undefined &&
+        this.deadline === Number.POSITIVE_INFINITY &&
+        x.forkParent === undefined
+      ) {
         return x.parentSignal ?? NEVER_ABORTED;
       }
     }

@@ -68,7 +68,7 @@ export class CircuitOpenError extends SidecarlessError {
   readonly retryAfterMs: number;
   constructor(retryAt: number, retryAfterMs: number, options?: { cause?: unknown; layer?: string }) {
     super(
-      `circuit open, next probe in ${Math.ceil(retryAfterMs)}ms`,
+      Number.isFinite(retryAfterMs) ? `circuit open, next probe in ${Math.ceil(retryAfterMs)}ms` : 'circuit open, isolated until reset',
       'ERR_MESH_CIRCUIT_OPEN',
       options?.layer ?? 'circuit-breaker',
       options,

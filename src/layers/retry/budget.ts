@@ -29,12 +29,34 @@ export interface RetryBudgetParams {
   readonly retryRatio: number;
   readonly minRetriesPerSecond: number;
   readonly ttlMs: number;
+  /** Width of one of the window's slots. */
+  readonly slotMs: number;
+  /** Retries always available over the window: minRetriesPerSecond x ttl. */
+  readonly reserve: number;
 }
 
 /** Checks budget options (Linkerd's defaults: 0.2, 10/s, 10 s). */
 export function resolveRetryBudgetOptions(options: RetryBudgetOptions | undefined, field = 'budget'): RetryBudgetParams {
   const parsed = parseOptions(schema, options ?? {}, field);
-  return { retryRatio: parsed.retryRatio, minRetriesPerSecond: parsed.minRetriesPerSecond, ttlMs: parsed.ttl };
+  return {
+    retryRatio: parsed.retryRatio,
+    minRetriesPerSecond: parsed.minRetriesPerSecond,
+    ttlMs: parsed.ttl,
+    slotMs: parsed.ttl / SLOTS,
+    reserve: parsed.minRetriesPerSecond * (parsed.ttl / 1000),
+  };
+}
+
+// Stacks built from one policy share its options object; resolving it once keeps each stack's
+// budget down to its window.
+const resolved = new WeakMap<RetryBudgetOptions, RetryBudgetParams>();
+function resolvedFor(options: RetryBudgetOptions): RetryBudgetParams {
+  let params = resolved.get(options);
+  if (params === undefined) {
+    params = resolveRetryBudgetOptions(options);
+    resolved.set(options, params);
+  }
+  return params;
 }
 
 /**
@@ -50,11 +72,9 @@ export function resolveRetryBudgetOptions(options: RetryBudgetOptions | undefine
 export class RetryBudget {
   readonly params: RetryBudgetParams;
   readonly #clock: Clock;
-  readonly #slotMs: number;
-  readonly #reserve: number;
-  // Plain arrays: two typed arrays would cost a few hundred bytes per budget in buffers.
-  readonly #deposits: number[] = new Array<number>(SLOTS).fill(0);
-  readonly #withdrawals: number[] = new Array<number>(SLOTS).fill(0);
+  // One plain array, deposits of slot i at 2i and withdrawals at 2i+1: typed arrays would cost
+  // a few hundred bytes per budget in buffers.
+  readonly #slots: number[] = new Array<number>(2 * SLOTS).fill(0);
   #slot = 0;
   #slotStart: number;
   #unsynced = 0;
@@ -62,11 +82,10 @@ export class RetryBudget {
   #withdrawTotal = 0;
 
   constructor(options: RetryBudgetOptions = {}, clock: Clock = systemClock) {
-    this.params = resolveRetryBudgetOptions(options);
+    this.params = resolvedFor(options);
     this.#clock = clock;
-    this.#slotMs = this.params.ttlMs / SLOTS;
-    this.#reserve = this.params.minRetriesPerSecond * (this.params.ttlMs / 1000);
-    this.#slotStart = clock.now();
+    // Whole milliseconds keep the field a small integer rather than a boxed double.
+    this.#slotStart = Math.floor(clock.now());
   }
 
   /** Counts one original request. Called once per logical call, not per retry. */
@@ -78,7 +97,7 @@ export class RetryBudget {
   withdraw(): boolean {
     this.#sync(this.#clock.now());
     if (this.#available() < 1) return false;
-    this.#withdrawals[this.#slot] = (this.#withdrawals[this.#slot] as number) + 1;
+    this.#slots[2 * this.#slot + 1] = (this.#slots[2 * this.#slot + 1] as number) + 1;
     this.#withdrawTotal++;
     return true;
   }
@@ -100,25 +119,25 @@ export class RetryBudget {
   }
 
   #available(): number {
-    return this.#depositTotal * this.params.retryRatio + this.#reserve - this.#withdrawTotal;
+    return this.#depositTotal * this.params.retryRatio + this.params.reserve - this.#withdrawTotal;
   }
 
   #sync(now: number): void {
-    let elapsed = Math.floor((now - this.#slotStart) / this.#slotMs);
+    let elapsed = Math.floor((now - this.#slotStart) / this.params.slotMs);
     if (elapsed > 0) {
       if (elapsed > SLOTS) elapsed = SLOTS;
       for (let i = 0; i < elapsed; i++) {
         this.#slot = (this.#slot + 1) % SLOTS;
-        this.#depositTotal -= this.#deposits[this.#slot] as number;
-        this.#withdrawTotal -= this.#withdrawals[this.#slot] as number;
-        this.#deposits[this.#slot] = 0;
-        this.#withdrawals[this.#slot] = 0;
+        this.#depositTotal -= this.#slots[2 * this.#slot] as number;
+        this.#withdrawTotal -= this.#slots[2 * this.#slot + 1] as number;
+        this.#slots[2 * this.#slot] = 0;
+        this.#slots[2 * this.#slot + 1] = 0;
       }
-      this.#slotStart = elapsed === SLOTS ? now : this.#slotStart + elapsed * this.#slotMs;
+      this.#slotStart = elapsed === SLOTS ? now : this.#slotStart + elapsed * this.params.slotMs;
     }
     // Deposits counted since the last read land in the current slot: at most
     // DEPOSITS_PER_CLOCK_READ - 1 of them can be credited later than they happened.
-    this.#deposits[this.#slot] = (this.#deposits[this.#slot] as number) + this.#unsynced;
+    this.#slots[2 * this.#slot] = (this.#slots[2 * this.#slot] as number) + this.#unsynced;
     this.#depositTotal += this.#unsynced;
     this.#unsynced = 0;
   }

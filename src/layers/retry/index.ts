@@ -36,6 +36,6 @@ export function retry<Req, Res>(options: OptionsOrLive<RetryOptions> = {}): Laye
   const makeParam = prepareParam('retry', options, (o) => resolveRetryOptions(o));
   return {
     name: 'retry',
-    wrap: (inner: Service<Req, Res>, env: StackEnv) => new RetryService(inner, makeParam(env), env, env.random),
+    wrap: (inner: Service<Req, Res>, env: StackEnv) => new RetryService(inner, makeParam(env), env),
   };
 }

@@ -3,7 +3,7 @@ import type { Clock } from '../../core/clock.js';
 import type { CallContext } from '../../core/context.js';
 import { formatDuration } from '../../core/duration.js';
 import { ServiceClosedError } from '../../core/errors.js';
-import type { EventHub, RetrySkipReason } from '../../core/events.js';
+import type { RetrySkipReason } from '../../core/events.js';
 import type { Param } from '../../core/params.js';
 import { describeChain, type LayerDescription, type Service, type StackEnv } from '../../core/service.js';
 import { TimeoutService } from '../timeout/timeout.js';
@@ -45,23 +45,15 @@ export class RetryService<Req, Res> implements Service<Req, Res> {
   readonly #env: StackEnv;
   #budgetParams: RetryParams | undefined = undefined;
   readonly #param: Param<RetryParams>;
-  readonly #clock: Clock;
   readonly #classifier: Classifier<unknown>;
-  readonly #events: EventHub;
-  readonly #service: string;
-  readonly #random: () => number;
   #budgetSource: RetryBudget | RetryBudgetOptions | undefined = undefined;
   #budget: RetryBudget | undefined = undefined;
   #closed = false;
 
-  constructor(inner: Service<Req, Res>, param: Param<RetryParams>, env: StackEnv, random: () => number) {
+  constructor(inner: Service<Req, Res>, param: Param<RetryParams>, env: StackEnv) {
     this.#inner = inner;
     this.#param = param;
-    this.#clock = env.clock;
     this.#classifier = env.classifier;
-    this.#events = env.events;
-    this.#service = env.service;
-    this.#random = random;
     this.#env = env;
   }
 
@@ -122,21 +114,21 @@ export class RetryService<Req, Res> implements Service<Req, Res> {
       else if (!matchesRetryOn(params.retryOn, verdict, threw, error, result, isNetworkError)) skip = 'not-retryable';
       else if (attempt > params.attempts) skip = 'attempts';
       else {
-        delay = backoffDelay(params.backoff, attempt, previousDelay, this.#random);
+        delay = backoffDelay(params.backoff, attempt, previousDelay, this.#env.random);
         if (params.honorRetryAfter && verdict.retryAfterMs !== undefined && verdict.retryAfterMs > delay) delay = verdict.retryAfterMs;
-        if (this.#clock.now() + delay >= deadline) skip = 'deadline';
+        if (this.#env.clock.now() + delay >= deadline) skip = 'deadline';
         else if (budget !== undefined && !budget.withdraw()) skip = 'budget';
       }
       if (skip === undefined) {
         this.#retried++;
-        if (this.#events.wants('retry')) {
-          this.#events.emit('retry', { service: this.#service, attempt, delayMs: delay, status: verdict.status, error });
+        if (this.#env.events.wants('retry')) {
+          this.#env.events.emit('retry', { service: this.#env.service, attempt, delayMs: delay, status: verdict.status, error });
         }
         if (!threw) params.discard?.(result);
         previousDelay = delay;
-        if (delay > 0 && !(await sleep(this.#clock, delay, ctx))) skip = 'cancelled';
+        if (delay > 0 && !(await sleep(this.#env.clock, delay, ctx))) skip = 'cancelled';
         else if (ctx.cancelled) skip = 'cancelled';
-        else if (this.#clock.now() >= deadline) skip = 'deadline';
+        else if (this.#env.clock.now() >= deadline) skip = 'deadline';
       }
       if (skip !== undefined) {
         this.#skipped(skip, attempt, verdict);
@@ -224,7 +216,7 @@ export class RetryService<Req, Res> implements Service<Req, Res> {
           ? undefined
           : params.budget instanceof RetryBudget
             ? params.budget
-            : new RetryBudget(params.budget, this.#clock);
+            : new RetryBudget(params.budget, this.#env.clock);
     }
     return this.#budget;
   }
@@ -232,8 +224,8 @@ export class RetryService<Req, Res> implements Service<Req, Res> {
   #skipped(reason: RetrySkipReason, attempt: number, verdict: Classification): void {
     this.#skips ??= { budget: 0, 'not-retryable': 0, attempts: 0, deadline: 0, cancelled: 0 };
     this.#skips[reason]++;
-    if (this.#events.wants('retry-skipped')) {
-      this.#events.emit('retry-skipped', { service: this.#service, attempt, reason, status: verdict.status });
+    if (this.#env.events.wants('retry-skipped')) {
+      this.#env.events.emit('retry-skipped', { service: this.#env.service, attempt, reason, status: verdict.status });
     }
   }
 }
