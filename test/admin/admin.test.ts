@@ -149,8 +149,8 @@ test('the handler mounts under a prefix in an existing node:http app, passing ot
     assert.match(text, /sidecarless_requests_total\{service="mounted",scope="call"[^}]*\} 1/);
     assert.equal(await (await fetch(`${base}/orders`)).text(), 'app');
     assert.match(await (await fetch(`${base}/_mesh`)).text(), /const BASE = "\/_mesh\/"/);
-    const stack = await (await fetch(`${base}/_mesh/stack/`)).json();
-    assert.equal(stack[0].service, 'mounted');
+    const stack = (await (await fetch(`${base}/_mesh/stack/`)).json()) as { service: string }[];
+    assert.equal(stack[0]?.service, 'mounted');
   } finally {
     app.closeAllConnections();
     await new Promise((resolve) => app.close(resolve));

@@ -20,10 +20,13 @@ export const BUCKET_SLOTS = LATENCY_BUCKETS_MS.length + 1;
  * most calls are fast and stop in the first few slots, which beats a binary search here.
  */
 export function bucketIndex(ms: number): number {
-  const bounds = LATENCY_BUCKETS_MS;
+  const bounds = BOUNDS;
   for (let i = 0; i < bounds.length; i++) if (ms <= (bounds[i] as number)) return i;
   return bounds.length;
 }
+
+/** The bounds as a typed array: the hot loop above reads unboxed doubles. */
+const BOUNDS = new Float64Array(LATENCY_BUCKETS_MS);
 
 /**
  * The `q` quantile (0..1) of a histogram of per-slot (not cumulative) counts, interpolated

@@ -137,23 +137,26 @@ export class MetricsService<Req, Res> implements Service<Req, Res> {
     registry.add(state);
   }
 
-  async call(req: Req, ctx: CallContext): Promise<Res> {
-    if (this.#closed) throw new ServiceClosedError({ layer: 'metrics' });
+  call(req: Req, ctx: CallContext): Promise<Res> {
+    if (this.#closed) return Promise.reject(new ServiceClosedError({ layer: 'metrics' }));
     const route = this.state.route(ctx.route);
     const clock = this.#env.clock;
+    const classifier = this.#env.classifier;
     const start = clock.now();
     route.inFlight++;
-    let result: Res;
-    try {
-      result = await this.#inner.call(req, ctx);
-    } catch (error) {
-      route.inFlight--;
-      route.record(ctx.endpoint, this.#env.classifier.classifyError(error), clock.now() - start);
-      throw error;
-    }
-    route.inFlight--;
-    route.record(ctx.endpoint, this.#env.classifier.classifyResult(result), clock.now() - start);
-    return result;
+    // Two small closures rather than an async frame: one promise hop fewer, measured faster.
+    return this.#inner.call(req, ctx).then(
+      (result) => {
+        route.inFlight--;
+        route.record(ctx.endpoint, classifier.classifyResult(result), clock.now() - start);
+        return result;
+      },
+      (error: unknown) => {
+        route.inFlight--;
+        route.record(ctx.endpoint, classifier.classifyError(error), clock.now() - start);
+        throw error;
+      },
+    );
   }
 
   ready(): boolean {

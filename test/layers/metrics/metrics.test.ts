@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { Registry } from 'prom-client';
 import {
+  type CallContext,
   classification,
   InvalidOptionError,
   LATENCY_BUCKETS_MS,
@@ -30,7 +31,7 @@ test('effective and actual views: one call, three attempts, latencies from the v
     .metrics({ registry })
     .retry({ attempts: 3, backoff: { base: '10ms', jitter: 'none' } })
     .metrics({ registry, scope: 'attempt' })
-    .service(mock.fn);
+    .service(mock.fn as (id: string, ctx: CallContext) => Promise<string>);
   const pending = get('42');
   // Attempt latencies 25, 25 and 3 ms; backoffs 10 then 20 ms between them.
   for (const [backoff, delay, outcome] of [
@@ -85,7 +86,9 @@ test('retry outcomes: exhausted and not retryable; routes and endpoints label th
   const get = new ServiceBuilder({ name: 'orders', clock, registry: false })
     .metrics({ registry })
     .retry({ attempts: 1, backoff: { base: '1ms', jitter: 'none' } })
-    .service(mock.fn, { context: (id: string) => ({ route: id === 'x' ? 'GET /x' : 'GET /y' }) });
+    .service(mock.fn as (id: string, ctx: CallContext) => Promise<string>, {
+      context: (id: string) => ({ route: id === 'x' ? 'GET /x' : 'GET /y' }),
+    });
   await assert.rejects(clock.settle(get('x')));
   await assert.rejects(clock.settle(get('y')));
   assert.equal(await clock.settle(get('y')), 'ok');

@@ -64,7 +64,10 @@ test('a span per call and a child span per attempt, HTTP attributes, retry event
   let calls = 0;
   const fakeFetch = async (url: string, init: { method: string; headers?: Record<string, string> } | undefined, ctx: CallContext) => {
     const sent = injectFetchInit(init);
-    seen.push({ traceparent: new Headers(sent.headers as HeadersInit).get('traceparent'), attempt: ctx.attempt });
+    seen.push({
+      traceparent: new Headers(sent.headers as ConstructorParameters<typeof Headers>[0]).get('traceparent'),
+      attempt: ctx.attempt,
+    });
     ctx.endpoint = '10.0.0.7:8080';
     if (++calls < 3) throw reset();
     return { status: 200, url };
@@ -128,7 +131,7 @@ test('RPC attributes and gRPC metadata propagation both ways', async () => {
   exporter.reset();
   const metadata = new Map<string, string>();
   const call = new ServiceBuilder({ name: 'greeter', registry: false }).tracing({ protocol: 'rpc' }).service(
-    async (_req: unknown) => {
+    async (_req: { name?: string }) => {
       injectInto(metadata);
       const error = Object.assign(new Error('unavailable'), { code: 14 });
       throw error;
