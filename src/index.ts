@@ -47,6 +47,7 @@ export {
   type StackEnv,
 } from './core/service.js';
 export { duration, int, num, parseOptions, problemsOf } from './core/validate.js';
+export * from './layers/metrics/index.js';
 export * from './layers/adaptive-concurrency/index.js';
 export * from './layers/circuit-breaker/index.js';
 export * from './layers/concurrency-limit/index.js';
@@ -59,3 +60,4 @@ export * from './layers/interop/index.js';
 export * from './layers/readiness/index.js';
 export * from './layers/retry/index.js';
 export * from './layers/timeout/index.js';
+export * from './layers/tracing/index.js';

@@ -14,6 +14,7 @@ export interface CommandModule {
 // One line per subcommand; modules are loaded only when the CLI runs.
 const COMMANDS: readonly (() => Promise<CommandModule>)[] = [
   // <commands>
+  () => import('./stat.js'),
   () => import('./check.js'),
   () => import('./control.js'),
 ];
