@@ -36,7 +36,6 @@ import { type RetryOptions, retry } from '../layers/retry/index.js';
 import { type SplitOptions, split } from '../layers/split/index.js';
 import { type TimeoutOptions, timeout } from '../layers/timeout/index.js';
 import { type TracingOptions, tracing } from '../layers/tracing/index.js';
-import { type TracingOptions, tracing } from '../layers/tracing/index.js';
 import { FunctionService } from './function-service.js';
 
 /** Options of a {@link ServiceBuilder}. */
@@ -147,16 +146,6 @@ export class ServiceBuilder {
   /** Adds a {@link readiness} layer. */
   readiness(gate: Readiness, options?: ReadinessOptions): ServiceBuilder {
     return this.layer(readiness(gate, options));
-  }
-
-  /** Adds a {@link metrics} layer (golden metrics; `scope: 'attempt'` inside retry for per-attempt counts). */
-  metrics(options?: MetricsOptions): ServiceBuilder {
-    return this.layer(metrics(options));
-  }
-
-  /** Adds a {@link tracing} layer (a span per call; `scope: 'attempt'` inside retry for a span per attempt). */
-  tracing(options?: TracingOptions): ServiceBuilder {
-    return this.layer(tracing(options));
   }
 
   /** Adds a {@link hedge} layer: a second attempt after a fixed delay or a latency percentile. */
