@@ -82,7 +82,8 @@ function chart(kind, lines, opts) {
 function serviceCard(s, attempts, h) {
   const r = s.retries, retried = r.retried, skipped = r.budget + r.not_retryable + r.exhausted + r.deadline + r.cancelled;
   const legend = (c, t) => '<span class="legend"><i style="background:' + c + '"></i>' + t + '</span>';
-  const events = Object.entries(s.events).filter(([, n]) => n > 0).map(([k, n]) => esc(k) + ' <b>' + n + '</b>').join(' · ');
+  const events = [...Object.entries(s.events), ...Object.entries(s.refusals || {}).map(([k, n]) => [k.replace(/^ERR_MESH_/, '').toLowerCase().replace(/_/g, '-'), n])]
+    .filter(([, n]) => n > 0).map(([k, n]) => esc(k) + ' <b>' + n + '</b>').join(' · ');
   return '<section class="card service" data-service="' + esc(s.service) + '"><h2>' + esc(s.service) +
     ' <small>' + s.routes.length + ' route' + (s.routes.length === 1 ? '' : 's') + ' · ' + s.requests + ' requests</small></h2>' +
     '<div class="figures"><span>success <b class="sr state ' + srClass(s.successRate) + '">' + pct(s.successRate) + '</b></span>' +

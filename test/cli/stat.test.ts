@@ -84,6 +84,7 @@ test('the table formats like linkerd viz stat', () => {
       inFlight: 0,
       retries: { ...zero, retried: 3, budget: 1 },
       events: {},
+      refusals: {},
       routes: [],
     },
   ]);

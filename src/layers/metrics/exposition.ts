@@ -32,6 +32,7 @@ export const METRIC_NAMES = {
   inFlight: 'sidecarless_requests_in_flight',
   retries: 'sidecarless_retries_total',
   events: 'sidecarless_layer_events_total',
+  refusals: 'sidecarless_refusals_total',
 } as const;
 
 const LE = [...LATENCY_BUCKETS_MS.map((ms) => String(ms / 1000)), '+Inf'];
@@ -43,6 +44,7 @@ export function collectFamilies(states: Iterable<MetricsState>): MetricFamily[] 
   const inFlight: Sample[] = [];
   const retries: Sample[] = [];
   const events: Sample[] = [];
+  const refusals: Sample[] = [];
   for (const state of states) {
     for (const route of state.routes) {
       inFlight.push({ suffix: '', labels: route.labels, value: route.inFlight });
@@ -63,6 +65,8 @@ export function collectFamilies(states: Iterable<MetricsState>): MetricFamily[] 
       });
     }
     for (const [event, value] of state.events) events.push({ suffix: '', labels: { ...state.labels, event }, value });
+    for (const [code, { layer, count }] of state.refusals)
+      refusals.push({ suffix: '', labels: { ...state.labels, layer, code }, value: count });
   }
   return [
     {
@@ -84,6 +88,12 @@ export function collectFamilies(states: Iterable<MetricsState>): MetricFamily[] 
       help: 'Events of other layers (breaker, shedding, rate limit, hedge, timeout).',
       type: 'counter',
       samples: events,
+    },
+    {
+      name: METRIC_NAMES.refusals,
+      help: 'Calls refused or ended by a mesh layer (load shed, rate limit, open circuit, timeout, no endpoints), by error code.',
+      type: 'counter',
+      samples: refusals,
     },
   ];
 }

@@ -35,8 +35,10 @@ export interface ServiceStats {
   readonly inFlight: number;
   /** Retry decisions since start, by outcome (only for `call` scope). */
   readonly retries: Readonly<Record<RetryOutcome, number>>;
-  /** Other layers' events since start (breaker, shed, rate-limited, hedge, ...). */
+  /** Other layers' events since start (breaker transitions, hedges, timeouts, ...). */
   readonly events: Readonly<Record<string, number>>;
+  /** Calls refused or ended by a mesh layer since start, by error code (`ERR_MESH_OVERLOADED`, ...). */
+  readonly refusals: Readonly<Record<string, number>>;
   /** Per route, since start. */
   readonly routes: readonly {
     route: string;
@@ -175,6 +177,7 @@ export class MetricsRegistry {
     const windowBuckets = new Float64Array(BUCKET_SLOTS);
     const retries = Object.fromEntries(RETRY_OUTCOMES.map((o) => [o, 0])) as Record<RetryOutcome, number>;
     const events: Record<string, number> = {};
+    const refusals: Record<string, number> = {};
     const routes: ServiceStats['routes'][number][] = [];
     for (const state of states) {
       const now = state.clock.now();
@@ -194,6 +197,7 @@ export class MetricsRegistry {
         retries[o] += state.retries[i] as number;
       });
       for (const [name, count] of state.events) events[name] = (events[name] ?? 0) + count;
+      for (const [code, entry] of state.refusals) refusals[code] = (refusals[code] ?? 0) + entry.count;
       for (const route of state.routes) {
         let count = 0;
         let ok = 0;
@@ -224,6 +228,7 @@ export class MetricsRegistry {
       inFlight,
       retries,
       events,
+      refusals,
       routes,
     };
   }

@@ -106,8 +106,10 @@ export class MetricsState {
   readonly routes: RouteStats[] = [];
   /** Retry outcomes, indexed like {@link RETRY_OUTCOMES}. */
   readonly retries = new Float64Array(RETRY_OUTCOMES.length);
-  /** Counts of other layers' events (circuit, shed, rate-limited, hedge, ...), by event name. */
+  /** Counts of other layers' events (breaker transitions, hedges, timeouts, ...), by event name. */
   readonly events = new Map<string, number>();
+  /** Calls a mesh layer refused or ended (shed, rate-limited, circuit open, timed out, ...), by error code. */
+  readonly refusals = new Map<string, { layer: string; count: number }>();
   readonly #byRoute = new Map<string, RouteStats>();
   #lastRouteName: string | undefined = undefined;
   #lastRoute: RouteStats | undefined = undefined;
@@ -136,6 +138,13 @@ export class MetricsState {
     this.#lastRouteName = name;
     this.#lastRoute = stats;
     return stats;
+  }
+
+  /** Counts a call a mesh layer refused: the failure path only, so a map update is fine. */
+  countRefusal(layer: string, code: string): void {
+    const entry = this.refusals.get(code);
+    if (entry === undefined) this.refusals.set(code, { layer, count: 1 });
+    else entry.count++;
   }
 
   /** Counts an event of another layer. */

@@ -62,7 +62,7 @@ const schema = z.strictObject({
 /** The provider behind an unconfigured global: a fresh proxy's delegate is the shared no-op one. */
 const NOOP_PROVIDER = new ProxyTracerProvider().getDelegate();
 /** Layer events recorded on the call's span. */
-const SPAN_EVENTS: readonly string[] = ['retry', 'retry-skipped', 'hedge'];
+const SPAN_EVENTS: readonly string[] = ['retry', 'retry-skipped', 'hedge', 'hedge-skipped'];
 
 /** The service of the tracing layer; see the module doc. */
 export class TracingService<Req, Res> implements Service<Req, Res> {

@@ -7,8 +7,10 @@ import {
   classification,
   InvalidOptionError,
   LATENCY_BUCKETS_MS,
+  type Layer,
   MetricsRegistry,
   metrics,
+  OverloadedError,
   quantile,
   ServiceBuilder,
   type ServiceStats,
@@ -186,4 +188,35 @@ test('bad options are refused with the field named; two call-scope layers in one
         .service(async () => 1),
     (e: unknown) => e instanceof InvalidOptionError && /scope: "attempt"/.test(e.message),
   );
+});
+
+test('calls a layer refused are counted by code; breaker transitions by the state entered', async () => {
+  const registry = new MetricsRegistry();
+  let n = 0;
+  const shedder: Layer<unknown[], unknown> = {
+    name: 'shedder',
+    wrap: (inner, env) => ({
+      call(req, ctx) {
+        if (++n % 2 === 0) return inner.call(req, ctx);
+        env.events.emit('circuit-state', {
+          service: env.service,
+          from: 'closed',
+          to: 'open',
+          reason: 'failures',
+          retryAt: undefined,
+        } as never);
+        return Promise.reject(new OverloadedError('queue full'));
+      },
+    }),
+  };
+  const fn = new ServiceBuilder({ name: 'shed', registry: false })
+    .metrics({ registry })
+    .layer(shedder)
+    .service(async () => 'ok');
+  for (let i = 0; i < 4; i++) await fn().catch(() => {});
+  const s = find(registry.snapshot(), 'call');
+  assert.deepEqual(s.refusals, { ERR_MESH_OVERLOADED: 2 });
+  assert.deepEqual(s.events, { 'circuit-open': 2 });
+  assert.match(registry.text(), /sidecarless_refusals_total\{service="shed",scope="call",layer="load-shed",code="ERR_MESH_OVERLOADED"\} 2/);
+  await fn.close();
 });
