@@ -1,0 +1,54 @@
+import dgram from 'node:dgram';
+import packet, { type Answer, type Question } from 'dns-packet';
+
+/** What the test DNS server answers to one question. */
+export interface DnsReply {
+  rcode?: 'NOERROR' | 'SERVFAIL' | 'NXDOMAIN';
+  answers?: Answer[];
+}
+
+const RCODES = { NOERROR: 0, SERVFAIL: 2, NXDOMAIN: 3 } as const;
+
+/** A DNS server on 127.0.0.1 UDP answering from `answer`, which the test replaces at will. */
+export interface DnsServer {
+  readonly address: string;
+  /** Questions received, as `TYPE name`. */
+  readonly queries: string[];
+  /** The reply to a question, or `'drop'` to leave it unanswered. */
+  answer: (question: Question) => DnsReply | 'drop';
+  close(): Promise<void>;
+}
+
+export async function startDnsServer(answer: (question: Question) => DnsReply | 'drop' = () => ({})): Promise<DnsServer> {
+  const socket = dgram.createSocket('udp4');
+  const server: DnsServer = {
+    address: '',
+    queries: [],
+    answer,
+    close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
+  };
+  socket.on('message', (message, remote) => {
+    const query = packet.decode(message);
+    const question = query.questions?.[0] as Question;
+    server.queries.push(`${question.type} ${question.name}`);
+    const reply = server.answer(question);
+    if (reply === 'drop') return;
+    const response = packet.encode({
+      id: query.id,
+      type: 'response',
+      // dns-packet takes the response code from the low bits of the flags.
+      flags: packet.RECURSION_DESIRED | packet.RECURSION_AVAILABLE | RCODES[reply.rcode ?? 'NOERROR'],
+      questions: query.questions,
+      answers: reply.answers ?? [],
+    });
+    socket.send(response, remote.port, remote.address);
+  });
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  (server as { address: string }).address = `127.0.0.1:${socket.address().port}`;
+  return server;
+}
+
+/** A records for `name`. */
+export function aRecords(name: string, ttl: number, ...addresses: string[]): DnsReply {
+  return { answers: addresses.map((data) => ({ type: 'A', name, ttl, class: 'IN', data })) };
+}

@@ -1,0 +1,169 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { ServiceBuilder } from '../../src/builder/index.js';
+import type { InvalidOptionError, NoEndpointsError } from '../../src/core/errors.js';
+import { type Changeset, DnsDiscovery, type DnsDiscoveryOptions, dnsDiscovery } from '../../src/discovery/index.js';
+import { VirtualClock } from '../../src/testing/index.js';
+import { aRecords, type DnsServer, startDnsServer } from './dns-server.js';
+
+let dns: DnsServer;
+before(async () => {
+  dns = await startDnsServer();
+});
+after(async () => {
+  await dns.close();
+});
+
+/** A discovery on a virtual clock, with random fixed at 0.5 so jitter takes exactly 5% off. */
+async function resolve(options: Partial<DnsDiscoveryOptions> = {}) {
+  const clock = new VirtualClock();
+  const changes: Changeset[] = [];
+  const d = dnsDiscovery({
+    name: 'users.test',
+    port: 8080,
+    servers: [dns.address],
+    clock,
+    random: () => 0.5,
+    lookupTimeout: '500ms',
+    tries: 1,
+    ...options,
+  });
+  d.subscribe((c) => changes.push(c));
+  await d.idle();
+  /** Advances to the next lookup and waits for its answer. */
+  const next = async (): Promise<void> => {
+    await clock.advance((clock.nextTimerAt as number) - clock.now());
+    await d.idle();
+  };
+  return { d, clock, changes, next, ids: () => [...d.endpoints().keys()].sort() };
+}
+
+test('A records: the set follows the answers, re-resolved when the TTL runs out (minus jitter)', async () => {
+  dns.answer = () => aRecords('users.test', 5, '10.0.0.1', '10.0.0.2');
+  const { d, clock, changes, next, ids } = await resolve();
+  assert.deepEqual(ids(), ['10.0.0.1:8080', '10.0.0.2:8080']);
+  assert.equal(clock.nextTimerAt, 4750, 'TTL 5s, jitter 0.1 x 0.5 taken off');
+  dns.answer = () => aRecords('users.test', 30, '10.0.0.2', '10.0.0.3');
+  await next();
+  assert.deepEqual(ids(), ['10.0.0.2:8080', '10.0.0.3:8080']);
+  assert.deepEqual(changes.at(-1), [
+    { type: 'insert', endpoint: d.endpoints().get('10.0.0.3:8080') },
+    { type: 'remove', id: '10.0.0.1:8080' },
+  ]);
+  assert.equal((clock.nextTimerAt as number) - clock.now(), 28_500);
+  // TTLs outside the bounds are clamped: 0 to minTtl, a day to maxTtl.
+  dns.answer = () => aRecords('users.test', 0, '10.0.0.2');
+  await next();
+  assert.equal((clock.nextTimerAt as number) - clock.now(), 950);
+  dns.answer = () => aRecords('users.test', 86_400, '10.0.0.2');
+  await next();
+  assert.equal((clock.nextTimerAt as number) - clock.now(), 285_000);
+  assert.equal(d.stats.lookups, 4);
+  await d.close();
+  assert.equal(clock.pendingTimers, 0);
+  assert.equal(d.listenerCount, 0);
+});
+
+test('SERVFAIL is reported (event and counter) and the last good set kept; recovery clears it', async () => {
+  dns.answer = () => aRecords('users.test', 5, '10.0.0.1');
+  const { d, clock, next, ids } = await resolve();
+  const errors: number[] = [];
+  d.events.on('discovery-error', (e) => errors.push(e.consecutive));
+  dns.answer = () => ({ rcode: 'SERVFAIL' });
+  await next();
+  await next();
+  assert.deepEqual(errors, [1, 2]);
+  assert.equal(d.stats.errors, 2);
+  assert.equal(d.status().health, 'failing');
+  assert.equal((d.status().lastError as { code?: string }).code, 'ESERVFAIL');
+  assert.deepEqual(ids(), ['10.0.0.1:8080'], 'the last good set stays');
+  assert.equal((clock.nextTimerAt as number) - clock.now(), 4750, 'retried after retryInterval');
+  dns.answer = () => aRecords('users.test', 5, '10.0.0.1');
+  await next();
+  assert.equal(d.status().health, 'ok');
+  await d.close();
+  assert.equal(clock.pendingTimers, 0);
+});
+
+test('an empty answer is suspect: kept until enough empties over the grace period, then believed', async () => {
+  dns.answer = () => aRecords('users.test', 1, '10.0.0.1');
+  const { d, clock, next, ids } = await resolve({ jitter: 0, retryInterval: '1s', emptyAnswers: 3, emptyGrace: '10s' });
+  const kept: boolean[] = [];
+  d.events.on('discovery-empty', (e) => kept.push(e.kept));
+  let flip = 0;
+  // NODATA and NXDOMAIN both count as empty answers.
+  dns.answer = () => (flip++ % 2 === 0 ? {} : { rcode: 'NXDOMAIN' });
+  await next();
+  const firstEmptyAt = clock.now();
+  while (clock.now() - firstEmptyAt < 10_000) {
+    assert.deepEqual(ids(), ['10.0.0.1:8080'], `kept at ${clock.now() - firstEmptyAt}ms`);
+    await next();
+  }
+  assert.deepEqual(ids(), [], 'believed after 3 empties spanning 10s');
+  assert.equal(kept.length, 11);
+  assert.deepEqual(kept.slice(-2), [true, false]);
+  assert.equal(d.status().health, 'ok');
+  assert.equal(d.stats.errors, 0, 'empty answers are not errors');
+  await d.close();
+});
+
+test('SRV: lowest priority targets, their ports and weights, TTL of the target addresses', async () => {
+  dns.answer = (q) => {
+    if (q.type === 'SRV') {
+      return {
+        answers: [
+          { type: 'SRV', name: q.name, ttl: 60, class: 'IN', data: { priority: 10, weight: 5, port: 9001, target: 'a.test' } },
+          { type: 'SRV', name: q.name, ttl: 60, class: 'IN', data: { priority: 10, weight: 1, port: 9002, target: 'b.test' } },
+          { type: 'SRV', name: q.name, ttl: 60, class: 'IN', data: { priority: 20, weight: 1, port: 9003, target: 'c.test' } },
+        ],
+      };
+    }
+    if (q.name === 'a.test') return aRecords(q.name, 7, '10.1.0.1');
+    if (q.name === 'b.test') return aRecords(q.name, 9, '10.1.0.2');
+    return aRecords(q.name, 9, '10.1.0.3');
+  };
+  const { d, clock, ids } = await resolve({ name: '_http._tcp.users.test', type: 'SRV', port: undefined });
+  assert.deepEqual(ids(), ['10.1.0.1:9001', '10.1.0.2:9002']);
+  const a = d.endpoints().get('10.1.0.1:9001');
+  assert.equal(a?.weight, 5);
+  assert.deepEqual(a?.metadata, { target: 'a.test', priority: 10, srvWeight: 5 });
+  assert.equal(clock.nextTimerAt, 6650, 'smallest target TTL, 7s, minus 5%');
+  await d.close();
+});
+
+test('a balancer over failing DNS says discovery-failing; close() cancels a lookup in flight', async () => {
+  dns.answer = () => ({ rcode: 'SERVFAIL' });
+  const clock = new VirtualClock();
+  const discovery = dnsDiscovery({ name: 'users.test', port: 80, servers: [dns.address], clock, tries: 1 });
+  const get = new ServiceBuilder({ clock, registry: false }).balance(discovery, () => async () => 'never');
+  await discovery.idle();
+  await assert.rejects(get(), (e: NoEndpointsError) => e.reason === 'discovery-failing' && /ESERVFAIL|queryA/.test(e.message));
+  await get.close();
+  assert.equal(clock.pendingTimers, 0, 'closing the balancer closed its discovery');
+
+  dns.answer = () => 'drop';
+  const hanging = new DnsDiscovery({ name: 'users.test', port: 80, servers: [dns.address], clock, lookupTimeout: '10s', tries: 1 });
+  const started = performance.now();
+  await hanging.close();
+  assert.ok(performance.now() - started < 1000, 'close() does not wait for the DNS timeout');
+  assert.equal(hanging.stats.errors, 0, 'a cancelled lookup is not reported as an error');
+});
+
+test('options are checked, naming the field', () => {
+  assert.throws(
+    () => dnsDiscovery({ name: 'users.test' }),
+    (e: InvalidOptionError) => e.problems[0]?.field === 'dns.port',
+  );
+  assert.throws(
+    () => dnsDiscovery({ name: 'users.test', port: 80, minTtl: '10m', maxTtl: '1m' }),
+    (e: InvalidOptionError) => e.problems[0]?.field === 'dns.minTtl',
+  );
+  assert.throws(
+    () => dnsDiscovery({ name: 'bad name!', port: 80 }),
+    (e: InvalidOptionError) => e.problems[0]?.field === 'dns.name',
+  );
+  assert.throws(
+    () => dnsDiscovery({ name: 'x.test', port: 80, jitter: 2 } as DnsDiscoveryOptions),
+    /dns.jitter: must be a number from 0 to 1/,
+  );
+});
