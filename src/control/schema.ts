@@ -26,6 +26,8 @@ function durationString(minMs: number, maxMs: number) {
     .regex(DURATION, { error: message })
     .refine(
       (value) => {
+        // A value that is not a duration at all was reported by the pattern already.
+        if (!DURATION.test(value)) return true;
         const ms = tryParseDuration(value);
         return ms !== undefined && ms >= minMs && ms <= maxMs;
       },
