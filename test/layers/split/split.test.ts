@@ -1,0 +1,104 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ServiceBuilder } from '../../../src/builder/index.js';
+import { ConfigStore } from '../../../src/core/config-store.js';
+import { CallContext } from '../../../src/core/context.js';
+import type { InvalidOptionError } from '../../../src/core/errors.js';
+import { live } from '../../../src/core/params.js';
+import type { Service } from '../../../src/core/service.js';
+import { type SplitOptions, split } from '../../../src/layers/split/index.js';
+import { seeded } from '../balance/helpers.js';
+
+/** A backend answering its own name, recording whether it was closed. */
+function backend(name: string): Service<unknown[], string> & { closed: boolean } {
+  return {
+    closed: false,
+    call: async () => name,
+    close() {
+      this.closed = true;
+    },
+  };
+}
+
+test('weights are honoured within statistical error (seeded)', async () => {
+  const canary = backend('canary');
+  const get = new ServiceBuilder({ registry: false, random: seeded(1) })
+    .split({ canary }, { weights: { primary: 90, canary: 10 } })
+    .service(async () => 'primary');
+  const counts = { primary: 0, canary: 0 };
+  for (let i = 0; i < 10_000; i++) counts[(await get()) as 'primary' | 'canary']++;
+  // Expected 1000 for the canary, standard deviation 30: ±200 is over 6 sigma.
+  assert.ok(Math.abs(counts.canary - 1000) < 200, `canary got ${counts.canary}`);
+  assert.deepEqual((get.describe()[0]?.state as { calls: unknown }).calls, counts);
+  await get.close();
+  assert.equal(canary.closed, true, 'backends close with the stack');
+});
+
+test('weights change live: blue/green switch from one snapshot to the next', async () => {
+  const store = new ConfigStore<{ split?: SplitOptions }>({ initial: { split: { weights: { primary: 1 } } } });
+  const green = backend('green');
+  const get = new ServiceBuilder({ registry: false, random: seeded(2) })
+    .split(
+      { green },
+      live(store, (c) => c.split),
+    )
+    .service(async () => 'blue');
+  const rejected: string[] = [];
+  get.events.on('param-rejected', (e) => rejected.push(e.problems[0]?.field ?? ''));
+  for (let i = 0; i < 50; i++) assert.equal(await get(), 'blue');
+  store.swap({ split: { weights: { primary: 0, green: 1 } } }, '2');
+  for (let i = 0; i < 50; i++) assert.equal(await get(), 'green');
+  store.swap({ split: { weights: { primary: 1, teal: 1 } } }, '3');
+  assert.equal(await get(), 'green', 'a bad snapshot keeps the weights in force');
+  assert.deepEqual(rejected, ['split.weights.teal']);
+  await get.close();
+});
+
+test('rules route by header and by attribute before the weights', async () => {
+  const b = backend('b');
+  const tenant = backend('tenant');
+  const stack = new ServiceBuilder({ registry: false }).layer(
+    split(
+      { b, tenant },
+      {
+        weights: { primary: 1 },
+        rules: [
+          { header: 'X-Variant', equals: 'b', backend: 'b' },
+          { attribute: 'tenant', matches: '^acme-', backend: 'tenant' },
+        ],
+      },
+    ),
+  );
+  const service = stack.build(backend('a'));
+  const call = (attributes: Record<string, unknown>) => {
+    const ctx = new CallContext();
+    Object.assign(ctx.attributes, attributes);
+    return service.call([ctx], ctx);
+  };
+  assert.equal(await call({}), 'a');
+  assert.equal(await call({ headers: { 'x-variant': 'b' } }), 'b');
+  assert.equal(await call({ headers: new Headers({ 'X-Variant': 'b' }) }), 'b');
+  assert.equal(await call({ headers: { 'x-variant': 'c' } }), 'a');
+  assert.equal(await call({ tenant: 'acme-eu' }), 'tenant');
+  assert.equal(await call({ tenant: 'other' }), 'a');
+  await service.close?.();
+});
+
+test('options are checked against the backends, naming the field', () => {
+  const canary = backend('canary');
+  const problem = (options: unknown) => {
+    try {
+      split({ canary }, options as SplitOptions);
+    } catch (error) {
+      return (error as InvalidOptionError).problems.map((p) => p.field);
+    }
+    return [];
+  };
+  assert.deepEqual(problem({ weights: { blue: 1 } }), ['split.weights.blue']);
+  assert.deepEqual(problem({ weights: { primary: 0 } }), ['split.weights']);
+  assert.deepEqual(problem({ weights: { canary: -1 } }), ['split.weights.canary']);
+  assert.deepEqual(problem({ rules: [{ backend: 'canary' }] }), ['split.rules.0']);
+  assert.deepEqual(problem({ rules: [{ backend: 'canary', header: 'x', matches: '(' }] }), ['split.rules.0.matches']);
+  assert.throws(() => split({ primary: canary }), /reserved/);
+  assert.deepEqual(problem({ weights: { primary: 1, canary: 1 } }), []);
+});
