@@ -5,6 +5,7 @@ import { deadlineQueueFor } from '../core/deadlines.js';
 import type { Duration } from '../core/duration.js';
 import { InvalidOptionError } from '../core/errors.js';
 import { EventHub } from '../core/events.js';
+import { FusedService, isHooked } from '../core/hooks.js';
 import type { OptionsOrLive } from '../core/params.js';
 import { defaultRegistry, type StackRegistry } from '../core/registry.js';
 import type { Layer, LayerDescription, Service, StackEnv } from '../core/service.js';
@@ -250,7 +251,11 @@ export class ServiceBuilder {
   /** Wraps a {@link Service} in the layers (innermost last); for integrations and composition. */
   build<Req, Res>(inner: Service<Req, Res>, env: StackEnv = this.env()): Service<Req, Res> {
     let service: Service<any, any> = inner;
-    for (let i = this.#layers.length - 1; i >= 0; i--) service = (this.#layers[i] as Layer<any, any>).wrap(service, env);
+    for (let i = this.#layers.length - 1; i >= 0; i--) {
+      const wrapped = (this.#layers[i] as Layer<any, any>).wrap(service, env);
+      // Consecutive before/after layers share one continuation (see core/hooks.ts).
+      service = isHooked(wrapped) ? FusedService.over(wrapped, service) : wrapped;
+    }
     return service;
   }
 

@@ -26,9 +26,10 @@
 
 import type { CallContext } from '../../core/context.js';
 import { OverloadedError, ServiceClosedError, TimeoutError } from '../../core/errors.js';
+import { type CallHooks, callThroughHooks } from '../../core/hooks.js';
 import { type OptionsOrLive, type Param, prepareParam } from '../../core/params.js';
 import { describeChain, type Layer, type LayerDescription, type Service, type StackEnv } from '../../core/service.js';
-import { innerReady, runAndAccount, type SettleHook } from '../load-shed/admission.js';
+import { innerReady } from '../load-shed/admission.js';
 import { type LimitAlgorithm, makeAlgorithm } from './algorithms.js';
 import { type AdaptiveConcurrencyOptions, type AdaptiveConcurrencyParams, resolveAdaptiveConcurrencyOptions } from './options.js';
 
@@ -54,7 +55,7 @@ const OVERLOAD_STATUSES: ReadonlySet<string> = new Set([
 ]);
 
 /** The service of the adaptive-concurrency layer. */
-export class AdaptiveConcurrencyService<Req, Res> implements Service<Req, Res>, SettleHook {
+export class AdaptiveConcurrencyService<Req, Res> implements Service<Req, Res>, CallHooks {
   readonly #inner: Service<Req, Res>;
   readonly #param: Param<AdaptiveConcurrencyParams>;
   readonly #env: StackEnv;
@@ -86,15 +87,20 @@ export class AdaptiveConcurrencyService<Req, Res> implements Service<Req, Res>, 
   }
 
   call(req: Req, ctx: CallContext): Promise<Res> {
-    if (this.#closed) return Promise.reject(new ServiceClosedError(LAYER));
+    return callThroughHooks(this, this.#inner, req, ctx);
+  }
+
+  /** @internal admission: the start time of an admitted call, or a refusal. */
+  admit(_ctx: CallContext): number | Error {
+    if (this.#closed) return new ServiceClosedError(LAYER);
     const params = this.#param.get();
     if (params !== this.#params) this.#adopt(params);
     if (this.#inflight >= this.#limit) {
       this.#shed++;
-      return Promise.reject(new OverloadedError(`adaptive concurrency limit ${this.#limit} reached`, LAYER));
+      return new OverloadedError(`adaptive concurrency limit ${this.#limit} reached`, LAYER);
     }
     this.#inflight++;
-    return runAndAccount(this.#inner, req, ctx, this, this.#env.clock.now());
+    return this.#env.clock.now();
   }
 
   /** @internal an admitted call settled: sample it. */

@@ -1,9 +1,10 @@
 import type { CallContext } from '../../core/context.js';
 import { formatDuration } from '../../core/duration.js';
 import { CircuitOpenError, InvalidOptionError, ServiceClosedError } from '../../core/errors.js';
+import { type CallHooks, callThroughHooks } from '../../core/hooks.js';
 import type { Param } from '../../core/params.js';
 import { describeChain, type LayerDescription, type Service, type StackEnv } from '../../core/service.js';
-import { innerReady, runAndAccount, type SettleHook } from '../load-shed/admission.js';
+import { innerReady } from '../load-shed/admission.js';
 import { type CircuitBreakerParams, probeDelay } from './options.js';
 import { makeWindow, type RollingWindow, TimeWindow } from './window.js';
 
@@ -37,7 +38,7 @@ export interface CircuitSnapshot {
 const STATES: readonly CircuitState[] = ['closed', 'open', 'half-open', 'isolated'];
 
 /** The service of the circuit-breaker layer; see the module doc in `index.ts`. */
-export class CircuitBreakerService<Req, Res> implements Service<Req, Res>, SettleHook {
+export class CircuitBreakerService<Req, Res> implements Service<Req, Res>, CallHooks {
   readonly #inner: Service<Req, Res>;
   readonly #param: Param<CircuitBreakerParams>;
   readonly #env: StackEnv;
@@ -72,25 +73,28 @@ export class CircuitBreakerService<Req, Res> implements Service<Req, Res>, Settl
   }
 
   call(req: Req, ctx: CallContext): Promise<Res> {
-    if (this.#closed) return Promise.reject(new ServiceClosedError({ layer: 'circuit-breaker' }));
+    return callThroughHooks(this, this.#inner, req, ctx);
+  }
+
+  /** @internal admission: the generation of the state that admitted the call, or a refusal. */
+  admit(_ctx: CallContext): number | Error {
+    if (this.#closed) return new ServiceClosedError({ layer: 'circuit-breaker' });
     const params = this.#param.get();
     if (params !== this.#params) this.#adopt(params);
     const state = this.#state;
-    if (state === 'closed') return runAndAccount(this.#inner, req, ctx, this, this.#generation);
-    if (state === 'isolated') {
-      return Promise.reject(new CircuitOpenError(Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY, { layer: 'circuit-breaker' }));
-    }
+    if (state === 'closed') return this.#generation;
+    if (state === 'isolated') return new CircuitOpenError(Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY, { layer: 'circuit-breaker' });
     const now = this.#env.clock.now();
     if (state === 'open') {
-      if (now < this.#retryAt) return Promise.reject(new CircuitOpenError(this.#retryAt, this.#retryAt - now));
+      if (now < this.#retryAt) return new CircuitOpenError(this.#retryAt, this.#retryAt - now);
       this.#transition('half-open', 'backoff-elapsed');
     }
     if (this.#probesInFlight >= params.probes) {
       // A probe is under way; its outcome decides, so there is no better time to give.
-      return Promise.reject(new CircuitOpenError(now, 0));
+      return new CircuitOpenError(now, 0);
     }
     this.#probesInFlight++;
-    return runAndAccount(this.#inner, req, ctx, this, this.#generation);
+    return this.#generation;
   }
 
   /** @internal an admitted call settled. */

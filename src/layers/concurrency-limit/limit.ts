@@ -1,16 +1,17 @@
 import type { CallContext } from '../../core/context.js';
 import { formatDuration } from '../../core/duration.js';
 import { CancelledError, OverloadedError, ServiceClosedError, TimeoutError } from '../../core/errors.js';
+import { type CallHooks, callThroughHooks } from '../../core/hooks.js';
 import type { Param } from '../../core/params.js';
 import { describeChain, type LayerDescription, type Service, type StackEnv } from '../../core/service.js';
-import { innerReady, runAndAccount, type SettleHook } from '../load-shed/admission.js';
+import { innerReady } from '../load-shed/admission.js';
 import type { ConcurrencyLimitParams } from './options.js';
 import { type WaitEnd, Waiter, WaiterQueue, type WaitOwner } from './waiter.js';
 
 const LAYER = { layer: 'concurrency-limit' } as const;
 
 /** The service of the concurrency-limit layer; see the module doc in `index.ts`. */
-export class ConcurrencyLimitService<Req, Res> implements Service<Req, Res>, SettleHook, WaitOwner {
+export class ConcurrencyLimitService<Req, Res> implements Service<Req, Res>, CallHooks, WaitOwner {
   readonly #inner: Service<Req, Res>;
   readonly #param: Param<ConcurrencyLimitParams>;
   readonly #env: StackEnv;
@@ -41,36 +42,36 @@ export class ConcurrencyLimitService<Req, Res> implements Service<Req, Res>, Set
   }
 
   call(req: Req, ctx: CallContext): Promise<Res> {
-    if (this.#closed) return Promise.reject(new ServiceClosedError(LAYER));
+    return callThroughHooks(this, this.#inner, req, ctx);
+  }
+
+  /** @internal admission: the partition of a granted permit, a wait for one, or a refusal. */
+  admit(ctx: CallContext): number | Promise<number> | Error {
+    if (this.#closed) return new ServiceClosedError(LAYER);
     let params = this.#param.get();
     if (params !== this.#params) params = this.#adopt(params);
     const partition = params.priority === undefined ? 0 : this.#partitionOf(params, ctx);
     if (this.#inflight < params.max) {
       this.#inflight++;
       (this.#byPartition[partition] as number)++;
-      return runAndAccount(this.#inner, req, ctx, this, partition);
+      return partition;
     }
     const queue = this.#queues[partition] as WaiterQueue;
     if (queue.size >= (params.queueCaps[partition] as number)) {
-      return Promise.reject(new OverloadedError(params.queue === 0 ? 'concurrency limit reached' : 'concurrency limit queue full', LAYER));
+      return new OverloadedError(params.queue === 0 ? 'concurrency limit reached' : 'concurrency limit queue full', LAYER);
     }
-    if (ctx.cancelled) return Promise.reject(ctx.cancelReason);
+    if (ctx.cancelled) return asError(ctx.cancelReason);
     const now = this.#env.clock.now();
     const untilDeadline = ctx.deadline - now;
-    if (untilDeadline <= 0) return Promise.reject(new TimeoutError(0, LAYER));
+    if (untilDeadline <= 0) return new TimeoutError(0, LAYER);
     const byDeadline = untilDeadline <= params.maxWaitMs;
     const waiter = new Waiter(this, ctx, this.#env.clock, byDeadline ? untilDeadline : params.maxWaitMs);
     waiter.partition = partition;
     waiter.byDeadline = byDeadline;
     queue.push(waiter);
     this.#queued++;
-    return this.#afterWait(req, waiter);
-  }
-
-  async #afterWait(req: Req, waiter: Waiter): Promise<Res> {
-    await waiter.promise;
-    // The permit was counted for this call when it was granted.
-    return runAndAccount(this.#inner, req, waiter.ctx, this, waiter.partition);
+    // The permit is counted for this call when it is granted.
+    return waiter.promise.then(() => partition);
   }
 
   /** @internal an admitted call settled: its permit goes to the next waiter. */
@@ -184,4 +185,8 @@ export class ConcurrencyLimitService<Req, Res> implements Service<Req, Res>, Set
     this.#grant();
     return params;
   }
+}
+
+function asError(reason: unknown): Error {
+  return reason instanceof Error ? reason : new CancelledError(LAYER);
 }

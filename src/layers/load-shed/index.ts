@@ -17,7 +17,7 @@ import type { CallContext } from '../../core/context.js';
 import { OverloadedError, ServiceClosedError } from '../../core/errors.js';
 import { describeChain, type Layer, type LayerDescription, type Service } from '../../core/service.js';
 
-export { innerReady, runAndAccount, type SettleHook } from './admission.js';
+export { innerReady } from './admission.js';
 
 /** The service of the load-shed layer. */
 export class LoadShedService<Req, Res> implements Service<Req, Res> {

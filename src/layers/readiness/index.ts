@@ -17,6 +17,7 @@ import { z } from 'zod';
 import type { CallContext } from '../../core/context.js';
 import { type Duration, formatDuration } from '../../core/duration.js';
 import { NotReadyError, ServiceClosedError } from '../../core/errors.js';
+import { type CallHooks, callThroughHooks } from '../../core/hooks.js';
 import { describeChain, type Layer, type LayerDescription, type Service, type StackEnv } from '../../core/service.js';
 import { duration, parseOptions } from '../../core/validate.js';
 import type { Readiness } from './readiness.js';
@@ -37,7 +38,7 @@ const schema = z.strictObject({
 });
 
 /** The service of the readiness layer. */
-export class ReadinessService<Req, Res> implements Service<Req, Res> {
+export class ReadinessService<Req, Res> implements Service<Req, Res>, CallHooks {
   readonly #inner: Service<Req, Res>;
   readonly #readiness: Readiness;
   readonly #mode: 'wait' | 'fail';
@@ -55,13 +56,21 @@ export class ReadinessService<Req, Res> implements Service<Req, Res> {
   }
 
   call(req: Req, ctx: CallContext): Promise<Res> {
-    if (this.#closed) return Promise.reject(new ServiceClosedError({ layer: 'readiness' }));
-    if (this.#readiness.isReady) return this.#inner.call(req, ctx);
-    if (this.#mode === 'fail') return Promise.reject(this.#refuse());
-    return this.#waitThenCall(req, ctx);
+    return callThroughHooks(this, this.#inner, req, ctx);
   }
 
-  async #waitThenCall(req: Req, ctx: CallContext): Promise<Res> {
+  /** @internal admission: at once when ready, else a wait or a refusal. */
+  admit(ctx: CallContext): number | Promise<number> | Error {
+    if (this.#closed) return new ServiceClosedError({ layer: 'readiness' });
+    if (this.#readiness.isReady) return 0;
+    if (this.#mode === 'fail') return this.#refuse();
+    return this.#waitForReady(ctx);
+  }
+
+  /** @internal nothing to account. */
+  settled(): void {}
+
+  async #waitForReady(ctx: CallContext): Promise<number> {
     const clock = this.#env.clock;
     const waitMs = Math.min(this.#maxWaitMs, ctx.deadline - clock.now());
     const ready = await new Promise<boolean>((resolve) => {
@@ -81,7 +90,7 @@ export class ReadinessService<Req, Res> implements Service<Req, Res> {
       if (waitMs !== Number.POSITIVE_INFINITY) timer = clock.setTimer(abandon, Math.max(0, waitMs));
     });
     if (!ready) throw this.#refuse();
-    return this.#inner.call(req, ctx);
+    return 0;
   }
 
   #refuse(): NotReadyError {

@@ -1,7 +1,7 @@
 // Helpers shared by the tests of the admission-control layers.
 
 import type { Layer } from '../../../src/core/service.js';
-import { type MeshEventName, type MeshEvents, type MeshFunction, ServiceBuilder } from '../../../src/index.js';
+import { FusedService, type MeshEventName, type MeshEvents, type MeshFunction, ServiceBuilder } from '../../../src/index.js';
 import { flushMicrotasks, MockService, VirtualClock } from '../../../src/testing/index.js';
 
 /** Observes a promise so a test can check how, and how many times, it settled. */
@@ -34,7 +34,9 @@ export function setup(layers: (b: ServiceBuilder) => ServiceBuilder, options: { 
 /** Builds with one layer and returns the layer's service too. */
 export function setupLayer<S>(layer: Layer<any, any>, options: { random?: () => number; classifier?: any } = {}) {
   const s = setup((b) => b.layer(layer), options);
-  return { ...s, service: s.fn.stack as unknown as S };
+  // Before/after layers run fused (core/hooks.ts); the layer's own service is the group's outermost.
+  const stack = s.fn.stack;
+  return { ...s, service: (stack instanceof FusedService ? stack.outermost : stack) as unknown as S };
 }
 
 /** Records the events of one name. */

@@ -1,0 +1,171 @@
+/**
+ * One continuation for the layers that only look at a call before it starts and after it
+ * settles — a circuit breaker's admission and accounting, a concurrency permit, a readiness
+ * check, golden metrics. Such a layer's service also implements {@link CallHooks}; when the
+ * builder stacks several of them back to back it runs all their `admit` hooks, calls the service
+ * beneath once, and reports the outcome to each `settled` hook — one promise hop for the group
+ * instead of one per layer (DESIGN.md, principle 1). Layers that change the control flow
+ * (retry, hedge, timeout, balance) keep their own `call`.
+ *
+ * @module
+ */
+
+import type { CallContext } from './context.js';
+import type { LayerDescription, Service } from './service.js';
+
+/** What a before/after layer does for each call. */
+export interface CallHooks {
+  /**
+   * Decides whether the call may go on: a number (a token handed back to `settled`: a
+   * generation, a start time, a partition) admits it now; a promise of one admits it later (a
+   * queue or readiness wait); an `Error` refuses it.
+   */
+  admit(ctx: CallContext): number | Promise<number> | Error;
+  /** Called exactly once for every admitted call, outermost hook last. */
+  settled(token: number, threw: boolean, outcome: unknown, ctx: CallContext): void;
+}
+
+/** A service that can run as hooks around a shared continuation. */
+export type HookedService<Req, Res> = Service<Req, Res> & CallHooks;
+
+/** Whether a service offers {@link CallHooks}. */
+export function isHooked<Req, Res>(service: Service<Req, Res>): service is HookedService<Req, Res> {
+  return typeof (service as Partial<CallHooks>).admit === 'function' && typeof (service as Partial<CallHooks>).settled === 'function';
+}
+
+function report(
+  hooks: readonly CallHooks[],
+  tokens: readonly number[],
+  upTo: number,
+  threw: boolean,
+  outcome: unknown,
+  ctx: CallContext,
+): void {
+  for (let i = upTo - 1; i >= 0; i--) {
+    try {
+      (hooks[i] as CallHooks).settled(tokens[i] as number, threw, outcome, ctx);
+    } catch (error) {
+      // Accounting must never turn a success into a failure; a throwing hook is our bug.
+      process.emitWarning(`sidecarless: a layer's settle hook threw: ${String(error)}`, 'SidecarlessInternalWarning');
+    }
+  }
+}
+
+async function runAdmitted<Req, Res>(
+  hooks: readonly CallHooks[],
+  tokens: number[],
+  target: Service<Req, Res>,
+  req: Req,
+  ctx: CallContext,
+): Promise<Res> {
+  let value: Res;
+  try {
+    value = await target.call(req, ctx);
+  } catch (error) {
+    report(hooks, tokens, hooks.length, true, error, ctx);
+    throw error;
+  }
+  report(hooks, tokens, hooks.length, false, value, ctx);
+  return value;
+}
+
+/** Admits from hook `from` on, waiting where a hook says so; unwinds the admitted ones on refusal. */
+async function admitSlowly<Req, Res>(
+  hooks: readonly CallHooks[],
+  tokens: number[],
+  from: number,
+  first: Promise<number> | Error,
+  target: Service<Req, Res>,
+  req: Req,
+  ctx: CallContext,
+): Promise<Res> {
+  let pending: number | Promise<number> | Error = first;
+  for (let i = from; i < hooks.length; i++) {
+    if (i > from) pending = admitOne(hooks[i] as CallHooks, ctx);
+    try {
+      if (pending instanceof Error) throw pending;
+      tokens[i] = await pending;
+    } catch (refusal) {
+      report(hooks, tokens, i, true, refusal, ctx);
+      throw refusal;
+    }
+  }
+  return runAdmitted(hooks, tokens, target, req, ctx);
+}
+
+function admitOne(hook: CallHooks, ctx: CallContext): number | Promise<number> | Error {
+  try {
+    return hook.admit(ctx);
+  } catch (error) {
+    return error instanceof Error ? error : new Error(String(error));
+  }
+}
+
+/**
+ * Hooks of consecutive before/after layers around the service beneath them. Readiness,
+ * description and closing go through the outermost layer's own service, which reaches the
+ * others through its inner chain as usual.
+ */
+export class FusedService<Req, Res> implements Service<Req, Res> {
+  readonly hooks: readonly CallHooks[];
+  /** The first service beneath the group that is not a hook layer. */
+  readonly target: Service<Req, Res>;
+  readonly #outermost: HookedService<Req, Res>;
+
+  constructor(outermost: HookedService<Req, Res>, hooks: readonly CallHooks[], target: Service<Req, Res>) {
+    this.#outermost = outermost;
+    this.hooks = hooks;
+    this.target = target;
+  }
+
+  /** Puts `outer` (a hooked service wrapping this group) at the head of the group. */
+  static over<Req, Res>(outer: HookedService<Req, Res>, inner: Service<Req, Res>): FusedService<Req, Res> {
+    if (inner instanceof FusedService) return new FusedService(outer, [outer, ...inner.hooks], inner.target);
+    return new FusedService(outer, [outer], inner);
+  }
+
+  call(req: Req, ctx: CallContext): Promise<Res> {
+    const hooks = this.hooks;
+    const tokens = new Array<number>(hooks.length);
+    for (let i = 0; i < hooks.length; i++) {
+      const token = admitOne(hooks[i] as CallHooks, ctx);
+      if (typeof token !== 'number') {
+        if (token instanceof Error) {
+          report(hooks, tokens, i, true, token, ctx);
+          return Promise.reject(token);
+        }
+        return admitSlowly(hooks, tokens, i, token, this.target, req, ctx);
+      }
+      tokens[i] = token;
+    }
+    return runAdmitted(hooks, tokens, this.target, req, ctx);
+  }
+
+  /** The service of the outermost layer of the group (its handle: state, stats, ...). */
+  get outermost(): HookedService<Req, Res> {
+    return this.#outermost;
+  }
+
+  ready(): boolean {
+    return this.#outermost.ready?.() ?? true;
+  }
+
+  describe(): LayerDescription[] {
+    return this.#outermost.describe?.() ?? [];
+  }
+
+  close(): void | Promise<void> {
+    return this.#outermost.close?.();
+  }
+}
+
+/**
+ * A hook layer's own `call`, for when it is not fused with neighbours (used through
+ * `Layer.wrap` directly, or alone): the same admission and accounting, one hop.
+ */
+export function callThroughHooks<Req, Res>(hooks: CallHooks, inner: Service<Req, Res>, req: Req, ctx: CallContext): Promise<Res> {
+  const token = admitOne(hooks, ctx);
+  if (typeof token === 'number') return runAdmitted([hooks], [token], inner, req, ctx);
+  if (token instanceof Error) return Promise.reject(token);
+  return admitSlowly([hooks], [0], 0, token, inner, req, ctx);
+}
