@@ -42,7 +42,7 @@ const pct = (v) => v == null ? '–' : (v * 100).toFixed(v >= 0.9995 || v === 0 
 const ms = (v) => v == null ? '–' : v < 10 ? v.toFixed(2) + ' ms' : v < 1000 ? v.toFixed(0) + ' ms' : (v / 1000).toFixed(2) + ' s';
 const num = (v) => v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2);
 const srClass = (v) => v == null ? '' : v >= 0.99 ? 'good' : v >= 0.9 ? 'warn' : 'bad';
-const stateClass = (s) => /open(?!.*half)|fail|down|unhealthy|eject|bad/i.test(s) ? 'bad' : /half|probe|probation|warm|pending|degraded|slow/i.test(s) ? 'warn' : 'good';
+const stateClass = (s) => /open(?!.*half)|fail|down|unhealthy|eject|bad/i.test(s) ? 'bad' : /half|probe|probation|warm|pending|degraded|slow|drain/i.test(s) ? 'warn' : 'good';
 
 function push(key, s) {
   let h = history.get(key);
@@ -101,17 +101,18 @@ function serviceCard(s, attempts, h) {
 
 function endpointsTable(groups) {
   if (!groups.length) return '<p class="empty">No balancer describes endpoints.</p>';
+  // Balancers describe endpoints in their own words: take the usual names for each column.
+  const loadOf = (e) => [e.load, e.pending, e.inFlight].find((v) => typeof v === 'number') ?? null;
+  const idOf = (e) => e.id ?? (e.address != null && e.port != null ? e.address + ':' + e.port : e.address) ?? e.endpoint ?? e.url ?? JSON.stringify(e);
   let rows = '', maxLoad = 0;
-  for (const g of groups) for (const e of g.endpoints) if (typeof e.load === 'number') maxLoad = Math.max(maxLoad, e.load);
+  for (const g of groups) for (const e of g.endpoints) maxLoad = Math.max(maxLoad, loadOf(e) ?? 0);
   for (const g of groups) for (const e of g.endpoints) {
-    const id = e.address ?? e.id ?? e.endpoint ?? e.url ?? JSON.stringify(e);
-    const st = e.state ?? e.status ?? (e.healthy === false ? 'unhealthy' : 'ready');
-    const load = typeof e.load === 'number' ? e.load : null;
-    rows += '<tr><td>' + esc(g.service) + '</td><td>' + esc(id) + '</td><td><span class="state ' + stateClass(st) + '">' + esc(st) + '</span></td><td>' +
+    const st = e.state ?? e.status ?? (e.healthy === false ? 'unhealthy' : 'ready'), load = loadOf(e), rtt = e.ewmaMs ?? e.latencyMs;
+    rows += '<tr><td>' + esc(g.service) + '</td><td>' + esc(idOf(e)) + '</td><td><span class="state ' + stateClass(st) + '">' + esc(st) + '</span></td><td>' +
       (load == null ? '–' : '<div class="bar"><div style="width:' + (maxLoad ? Math.max(2, (100 * load) / maxLoad) : 0) + '%"></div></div> ' + num(load)) +
-      '</td><td>' + esc(e.weight ?? '–') + '</td></tr>';
+      '</td><td>' + (typeof rtt === 'number' ? ms(rtt) : '–') + '</td><td>' + esc(e.calls ?? '–') + '</td><td>' + esc(e.weight ?? '–') + '</td></tr>';
   }
-  return '<table><thead><tr><th>service</th><th>endpoint</th><th>state</th><th>load</th><th>weight</th></tr></thead><tbody>' + rows + '</tbody></table>';
+  return '<table><thead><tr><th>service</th><th>endpoint</th><th>state</th><th>load</th><th>latency</th><th>calls</th><th>weight</th></tr></thead><tbody>' + rows + '</tbody></table>';
 }
 
 function breakersList(list) {

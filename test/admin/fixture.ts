@@ -1,6 +1,6 @@
 // A small mesh with real traffic for the admin, dashboard and `stat` tests: two services with
-// metrics (effective and actual), a stand-in balancer and breaker that only describe themselves
-// (the real ones live elsewhere; the admin server reads descriptions, not internals), a config
+// metrics (effective and actual), the real circuit breaker, a stand-in balancer that describes its
+// endpoints as the real one does (the admin server reads descriptions, not internals), a config
 // store with a rejected version, and a readiness gate.
 import { type AdminServer, createAdminServer } from '../../src/admin/index.js';
 import {
@@ -47,18 +47,6 @@ function fakeBalancer(): Layer<unknown[], unknown> {
   };
 }
 
-/** A layer that only describes a breaker state. */
-function fakeBreaker(state: () => string): Layer<unknown[], unknown> {
-  return {
-    name: 'circuit-breaker',
-    wrap: (inner: Service<unknown[], unknown>) => ({
-      call: (req: unknown[], ctx: CallContext) => inner.call(req, ctx),
-      describe: () => describeChain({ layer: 'circuit-breaker', params: {}, state: { state: state() } }, inner),
-      close: () => inner.close?.(),
-    }),
-  };
-}
-
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export interface Fixture {
@@ -89,15 +77,13 @@ export async function startFixture(): Promise<Fixture> {
   });
   store.swap({ retries: -1 }, '8');
   const readiness = new Readiness();
-  let calls = 0;
   const users = new ServiceBuilder({ name: 'users', registry: stacks })
     .metrics({ registry: metrics })
-    .layer(fakeBreaker(() => (Math.floor(calls / 40) % 4 === 3 ? 'half-open' : 'closed')))
+    .circuitBreaker()
     .retry({ attempts: 2, backoff: { base: '1ms' } })
     .metrics({ registry: metrics, scope: 'attempt' })
     .layer(fakeBalancer())
     .service(async (id: string) => {
-      calls++;
       await sleep(1 + Math.floor(Math.random() * 12) + (Math.random() < 0.05 ? 40 : 0));
       if (Math.random() < 0.06) throw Object.assign(new Error('reset'), { code: 'ECONNRESET' });
       return `user ${id}`;
