@@ -1,0 +1,56 @@
+import { type Classification, type Classifier, classification, defaultClassifier, SUCCESS } from '../../core/classify.js';
+
+/** gRPC status names by code, lowercase as metrics and `retryOn` use them. */
+export const GRPC_STATUS_NAMES: readonly string[] = Object.freeze([
+  'ok',
+  'cancelled',
+  'unknown',
+  'invalid_argument',
+  'deadline_exceeded',
+  'not_found',
+  'already_exists',
+  'permission_denied',
+  'resource_exhausted',
+  'failed_precondition',
+  'aborted',
+  'out_of_range',
+  'unimplemented',
+  'internal',
+  'unavailable',
+  'data_loss',
+  'unauthenticated',
+]);
+
+/** Codes a retry can help with: the server did not process the call, or asked to come back. */
+const RETRYABLE = new Set([8 /* RESOURCE_EXHAUSTED */, 14 /* UNAVAILABLE */]);
+const DEADLINE_EXCEEDED = 4;
+
+interface GrpcErrorLike {
+  code?: unknown;
+  metadata?: { get(key: string): unknown[] };
+}
+
+/**
+ * Classifies gRPC outcomes: a returned message is a success; UNAVAILABLE and RESOURCE_EXHAUSTED
+ * are retryable failures (`grpc-retry-pushback-ms` in the trailers becomes `retryAfterMs`);
+ * DEADLINE_EXCEEDED is a timeout (status `timeout`, as our own timeouts); other codes are
+ * failures that are not retried unless `retryOn` names them (`"aborted"`, `"internal"`).
+ * Errors without a gRPC code are judged by the default classifier.
+ */
+export const grpcClassifier: Classifier<unknown> = (() => {
+  const byCode = GRPC_STATUS_NAMES.map((name, code) =>
+    code === DEADLINE_EXCEEDED ? classification('failure', 'timeout', true) : classification('failure', name, RETRYABLE.has(code)),
+  );
+  return {
+    classifyResult: () => SUCCESS,
+    classifyError(error: unknown): Classification {
+      const code = (error as GrpcErrorLike | null)?.code;
+      if (typeof code !== 'number' || code <= 0 || code >= byCode.length) return defaultClassifier.classifyError(error);
+      const verdict = byCode[code] as Classification;
+      if (code !== 8 && code !== 14) return verdict;
+      const pushback = (error as GrpcErrorLike).metadata?.get('grpc-retry-pushback-ms')?.[0];
+      const ms = typeof pushback === 'string' && /^\d+$/.test(pushback) ? Number(pushback) : undefined;
+      return ms === undefined ? verdict : classification('failure', verdict.status, true, ms);
+    },
+  };
+})();

@@ -1,0 +1,221 @@
+import * as grpc from '@grpc/grpc-js';
+import { z } from 'zod';
+import type { Clock } from '../../core/clock.js';
+import { CallContext } from '../../core/context.js';
+import { InvalidOptionError, TimeoutError } from '../../core/errors.js';
+import type { LayerDescription, Service, StackEnv } from '../../core/service.js';
+import { parseOptions } from '../../core/validate.js';
+import { EndpointPicker } from '../shared/endpoints.js';
+import { buildOutbound, type OutboundHandle, type OutboundOptions, outboundShape } from '../shared/outbound.js';
+import { grpcClassifier } from './classifier.js';
+
+/** Per-call options of a meshed gRPC method. */
+export interface GrpcCallOptions {
+  /** Metadata sent with every attempt. */
+  metadata?: grpc.Metadata;
+  /** Cancels the call (`call.cancel()` on the attempt in flight). */
+  signal?: AbortSignal;
+  /** Remaining time the caller already has, ms (e.g. from an incoming deadline). */
+  timeoutMs?: number;
+}
+
+/** Options of {@link meshGrpcClient}. */
+export interface MeshGrpcClientOptions extends OutboundOptions {
+  /** `host:port` of each endpoint; one channel per endpoint, P2C over peak-EWMA RTT between them. */
+  endpoints: readonly string[];
+  /** Channel credentials. Default insecure (loopback, tests, a mesh that does mTLS elsewhere). */
+  credentials?: grpc.ChannelCredentials;
+  /** Extra channel options. */
+  channelOptions?: grpc.ChannelOptions;
+}
+
+/** A generated client constructor (`new Greeter(address, credentials, options)`), with its service definition. */
+export type GrpcClientConstructor<C extends grpc.Client = grpc.Client> = (new (
+  address: string,
+  credentials: grpc.ChannelCredentials,
+  options?: grpc.ChannelOptions,
+) => C) & { service: grpc.ServiceDefinition };
+
+/** A client whose unary and server-streaming methods go through the stack. */
+export interface MeshGrpcClient extends OutboundHandle {
+  /** Calls a unary method by name (`"sayHello"` or its original `"SayHello"`). */
+  unary<Res = unknown, Req = unknown>(method: string, request: Req, options?: GrpcCallOptions): Promise<Res>;
+  /** Calls a server-streaming method; retried only until its first message arrives. */
+  serverStream<Res = unknown, Req = unknown>(method: string, request: Req, options?: GrpcCallOptions): AsyncIterable<Res>;
+  /** The per-endpoint clients, by address. */
+  readonly clients: ReadonlyMap<string, grpc.Client>;
+}
+
+interface GrpcRequest {
+  method: string;
+  streaming: boolean;
+  request: unknown;
+  metadata: grpc.Metadata;
+}
+
+/** What a server-streaming attempt resolves with: the call and its first message, paused. */
+interface StreamStart {
+  call: grpc.ClientReadableStream<unknown>;
+  first: unknown;
+  ended: boolean;
+}
+
+type Callback = (error: grpc.ServiceError | null, value?: unknown) => void;
+type UnaryMethod = (request: unknown, metadata: grpc.Metadata, options: grpc.CallOptions, callback: Callback) => grpc.ClientUnaryCall;
+type StreamMethod = (request: unknown, metadata: grpc.Metadata, options: grpc.CallOptions) => grpc.ClientReadableStream<unknown>;
+
+const NEVER = new CallContext().signal;
+
+class GrpcService implements Service<GrpcRequest, unknown> {
+  readonly #picker: EndpointPicker<grpc.Client>;
+  readonly #clock: Clock;
+
+  constructor(clients: ReadonlyMap<string, grpc.Client>, env: StackEnv) {
+    this.#picker = new EndpointPicker(clients, env.clock, env.random);
+    this.#clock = env.clock;
+  }
+
+  call(req: GrpcRequest, ctx: CallContext): Promise<unknown> {
+    const endpoint = this.#picker.acquire();
+    ctx.endpoint = endpoint.address;
+    const startedAt = this.#clock.now();
+    const options: grpc.CallOptions = {};
+    // The remaining deadline becomes the call's own, so the server sees it as grpc-timeout.
+    if (ctx.deadline !== Number.POSITIVE_INFINITY) options.deadline = new Date(Date.now() + Math.max(0, ctx.deadline - startedAt));
+    const signal = ctx.signal;
+    return new Promise<unknown>((resolve, reject) => {
+      const client = endpoint.target as unknown as Record<string, UnaryMethod & StreamMethod>;
+      let call: grpc.ClientUnaryCall | grpc.ClientReadableStream<unknown>;
+      const onAbort = (): void => call.cancel();
+      const settle = (): void => {
+        this.#picker.release(endpoint, startedAt);
+        if (signal !== NEVER) signal.removeEventListener('abort', onAbort);
+      };
+      if (req.streaming) {
+        const stream = (client[req.method] as StreamMethod).call(client, req.request, req.metadata, options);
+        call = stream;
+        const onData = (message: unknown): void => done(undefined, { call: stream, first: message, ended: false });
+        const onEnd = (): void => done(undefined, { call: stream, first: undefined, ended: true });
+        const onError = (error: Error): void => done(error);
+        const done = (error: Error | undefined, start?: StreamStart): void => {
+          stream.pause();
+          stream.off('data', onData).off('end', onEnd).off('error', onError);
+          settle();
+          if (error !== undefined) reject(asTimeout(error, ctx, startedAt));
+          else resolve(start);
+        };
+        stream.on('data', onData).on('end', onEnd).on('error', onError);
+      } else {
+        call = (client[req.method] as UnaryMethod).call(client, req.request, req.metadata, options, (error, value) => {
+          settle();
+          if (error) reject(asTimeout(error, ctx, startedAt));
+          else resolve(value);
+        });
+      }
+      if (signal !== NEVER) {
+        if (signal.aborted) call.cancel();
+        else signal.addEventListener('abort', onAbort, { once: true });
+      }
+    });
+  }
+
+  describe(): LayerDescription[] {
+    return [{ layer: 'grpc', params: {}, state: { endpoints: this.#picker.describe() } }];
+  }
+}
+
+/**
+ * DEADLINE_EXCEEDED of a deadline we set is our timeout: the caller gets the same
+ * {@link TimeoutError} whichever of the two timers (ours, grpc-js's) fired first.
+ */
+function asTimeout(error: Error, ctx: CallContext, startedAt: number): Error {
+  if ((error as grpc.ServiceError).code !== grpc.status.DEADLINE_EXCEEDED || ctx.deadline === Number.POSITIVE_INFINITY) return error;
+  return new TimeoutError(Math.round(ctx.deadline - startedAt), { cause: error, layer: 'grpc' });
+}
+
+/** Cancels a result that will be retried: only a stream can be one (a unary message holds nothing). */
+function discardStream(result: unknown): void {
+  (result as StreamStart | undefined)?.call?.cancel?.();
+}
+
+async function* continueStream<Res>(start: StreamStart): AsyncGenerator<Res> {
+  if (start.ended) return;
+  try {
+    yield start.first as Res;
+    for await (const message of start.call) yield message as Res;
+  } finally {
+    // A consumer that stops early ends the call on the server too; after the end it is a no-op.
+    start.call.cancel();
+  }
+}
+
+const schema = z.strictObject({
+  ...outboundShape,
+  endpoints: z
+    .array(z.string().regex(/^[^\s/]+:\d{1,5}$/, { error: 'must be "host:port"' }), { error: 'must be a list of "host:port"' })
+    .min(1, { error: 'must list at least one endpoint' }),
+  credentials: z.instanceof(grpc.ChannelCredentials, { error: 'must be grpc ChannelCredentials' }).optional(),
+  channelOptions: z.record(z.string(), z.unknown()).optional(),
+});
+
+/**
+ * A balanced, meshed client of a generated gRPC service: one channel per endpoint, the stack's
+ * timeout and retries around each call, P2C between the endpoints for each attempt. grpc-js's
+ * own retries are switched off on these channels (`grpc.enable_retries: 0`) when ours are on,
+ * so a call is never retried twice over.
+ */
+export function meshGrpcClient<C extends grpc.Client>(Client: GrpcClientConstructor<C>, options: MeshGrpcClientOptions): MeshGrpcClient {
+  const parsed = parseOptions(schema, options, 'meshGrpcClient');
+  if (typeof Client !== 'function' || typeof Client.service !== 'object') {
+    throw new InvalidOptionError('meshGrpcClient.Client', 'must be a generated client constructor (with a static `service`)');
+  }
+  const channelOptions: grpc.ChannelOptions = { ...parsed.channelOptions };
+  if (options.retry !== false) channelOptions['grpc.enable_retries'] = 0;
+  const credentials = options.credentials ?? grpc.credentials.createInsecure();
+  const clients = new Map<string, grpc.Client>(
+    parsed.endpoints.map((address) => [address, new Client(address, credentials, channelOptions)]),
+  );
+  // Method names as the generated client has them (camelCase) and as the proto spells them.
+  const methods = new Map<string, { name: string; streaming: boolean }>();
+  for (const [name, definition] of Object.entries(Client.service)) {
+    if (definition.requestStream) continue;
+    const entry = { name, streaming: definition.responseStream };
+    methods.set(name, entry);
+    if (definition.originalName !== undefined) methods.set(definition.originalName, entry);
+  }
+  const { service, env, handle } = buildOutbound<GrpcRequest, unknown>(
+    options,
+    grpcClassifier,
+    discardStream,
+    (env) => new GrpcService(clients, env),
+    () => {
+      for (const client of clients.values()) client.close();
+    },
+  );
+
+  const start = (method: string, streaming: boolean, request: unknown, callOptions: GrpcCallOptions | undefined): Promise<unknown> => {
+    const entry = methods.get(method);
+    if (entry === undefined || entry.streaming !== streaming) {
+      return Promise.reject(
+        new InvalidOptionError('method', `"${method}" is not a ${streaming ? 'server-streaming' : 'unary'} method of this service`),
+      );
+    }
+    const signal = callOptions?.signal;
+    const ctx = new CallContext(signal, callOptions?.timeoutMs === undefined ? undefined : env.clock.now() + callOptions.timeoutMs);
+    const req: GrpcRequest = { method: entry.name, streaming, request, metadata: callOptions?.metadata ?? new grpc.Metadata() };
+    const promise = service.call(req, ctx);
+    return signal === undefined ? promise : promise.finally(() => ctx.dispose());
+  };
+
+  return Object.assign(handle, {
+    clients,
+    unary: <Res>(method: string, request: unknown, callOptions?: GrpcCallOptions) =>
+      start(method, false, request, callOptions) as Promise<Res>,
+    serverStream: <Res>(method: string, request: unknown, callOptions?: GrpcCallOptions): AsyncIterable<Res> => ({
+      async *[Symbol.asyncIterator]() {
+        const first = (await start(method, true, request, callOptions)) as StreamStart;
+        yield* continueStream<Res>(first);
+      },
+    }),
+  }) as MeshGrpcClient;
+}

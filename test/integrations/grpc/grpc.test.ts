@@ -1,0 +1,138 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { TimeoutError } from '../../../src/core/errors.js';
+import { meshGrpcClient } from '../../../src/integrations/grpc/index.js';
+import type { RetryOptions } from '../../../src/layers/retry/index.js';
+
+const definition = protoLoader.loadSync(new URL('../../../examples/proto/greeter.proto', import.meta.url).pathname);
+const Greeter = (grpc.loadPackageDefinition(definition).demo as grpc.GrpcObject).Greeter as grpc.ServiceClientConstructor;
+const fast: RetryOptions = { attempts: 2, backoff: { base: '1ms', jitter: 'none' }, budget: false };
+
+type Script = (call: grpc.ServerUnaryCall<any, any> | grpc.ServerWritableStream<any, any>, n: number) => unknown;
+
+/** A Greeter server whose n-th call (1-based) is answered by `script`. */
+async function startServer(name: string, hello: Script, count?: Script) {
+  const server = new grpc.Server();
+  const seen: { metadata: grpc.Metadata; deadline: grpc.Deadline; cancelled: boolean }[] = [];
+  const record = (call: grpc.ServerUnaryCall<any, any> | grpc.ServerWritableStream<any, any>) => {
+    const entry = { metadata: call.metadata, deadline: call.getDeadline(), cancelled: false };
+    call.on('cancelled', () => (entry.cancelled = true));
+    seen.push(entry);
+    return seen.length;
+  };
+  server.addService(Greeter.service, {
+    sayHello: (call: grpc.ServerUnaryCall<any, any>, callback: grpc.sendUnaryData<any>) => {
+      const n = record(call);
+      Promise.resolve(hello(call, n)).then(
+        (reply) => reply !== undefined && callback(null, { message: String(reply), servedBy: name }),
+        (error) => callback(error),
+      );
+    },
+    count: (call: grpc.ServerWritableStream<any, any>) => {
+      const n = record(call);
+      count?.(call, n);
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+  );
+  return { address: `127.0.0.1:${port}`, seen, close: () => server.forceShutdown() };
+}
+
+const fail = (code: grpc.status) => Promise.reject(Object.assign(new Error(grpc.status[code]), { code }));
+const until = async (check: () => boolean) => {
+  while (!check()) await new Promise((r) => setTimeout(r, 5));
+};
+
+test('unary: UNAVAILABLE is retried, the deadline and metadata reach the server', async () => {
+  const s = await startServer('a', (call, n) => (n < 3 ? fail(grpc.status.UNAVAILABLE) : `hello ${call.request.name}`));
+  const client = meshGrpcClient(Greeter, { endpoints: [s.address], retry: fast, timeout: '2s', registry: false });
+  const metadata = new grpc.Metadata();
+  metadata.set('x-tenant', 'acme');
+  const reply = await client.unary<{ message: string }>('SayHello', { name: 'ada' }, { metadata });
+  assert.equal(reply.message, 'hello ada');
+  assert.equal(s.seen.length, 3);
+  for (const call of s.seen) {
+    assert.deepEqual(call.metadata.get('x-tenant'), ['acme']);
+    const left = Number(call.deadline instanceof Date ? call.deadline.getTime() : call.deadline) - Date.now();
+    assert.ok(left > 1000 && left <= 2000, `deadline ${left} ms away`);
+  }
+  await client.close();
+  s.close();
+});
+
+test('unary: INVALID_ARGUMENT is not retried; a status error reaches the caller', async () => {
+  const s = await startServer('a', () => fail(grpc.status.INVALID_ARGUMENT));
+  const client = meshGrpcClient(Greeter, { endpoints: [s.address], retry: fast, registry: false });
+  await assert.rejects(client.unary('sayHello', { name: 'x' }), { code: grpc.status.INVALID_ARGUMENT });
+  assert.equal(s.seen.length, 1);
+  await assert.rejects(client.unary('count', {}), /not a unary method/);
+  await client.close();
+  s.close();
+});
+
+test('cancel through the signal and through the timeout: the server sees the call cancelled', async () => {
+  const s = await startServer('a', () => undefined);
+  const client = meshGrpcClient(Greeter, { endpoints: [s.address], retry: fast, registry: false });
+  const controller = new AbortController();
+  const pending = client.unary('sayHello', { name: 'x' }, { signal: controller.signal });
+  await until(() => s.seen.length === 1);
+  controller.abort();
+  await assert.rejects(pending);
+  await until(() => s.seen[0]?.cancelled === true);
+  const timed = meshGrpcClient(Greeter, { endpoints: [s.address], retry: false, timeout: '100ms', registry: false });
+  await assert.rejects(timed.unary('sayHello', { name: 'y' }), TimeoutError);
+  await until(() => s.seen[1]?.cancelled === true);
+  await client.close();
+  await timed.close();
+  s.close();
+});
+
+test('server streaming is retried before the first message only', async () => {
+  const s = await startServer(
+    'a',
+    () => 'unused',
+    (call, n) => {
+      const stream = call as grpc.ServerWritableStream<any, any>;
+      if (n === 1) return void stream.emit('error', { code: grpc.status.UNAVAILABLE, details: 'unavailable' });
+      stream.write({ n: 1 });
+      if (n === 3) return void stream.emit('error', { code: grpc.status.UNAVAILABLE, details: 'unavailable' });
+      stream.write({ n: 2 });
+      stream.end();
+    },
+  );
+  const client = meshGrpcClient(Greeter, { endpoints: [s.address], retry: fast, registry: false });
+  const got: number[] = [];
+  for await (const m of client.serverStream<{ n: number }>('Count', { upto: 2 })) got.push(m.n);
+  assert.deepEqual(got, [1, 2]);
+  assert.equal(s.seen.length, 2);
+  const partial: number[] = [];
+  await assert.rejects(
+    async () => {
+      for await (const m of client.serverStream<{ n: number }>('count', { upto: 2 })) partial.push(m.n);
+    },
+    { code: grpc.status.UNAVAILABLE },
+  );
+  assert.deepEqual(partial, [1]);
+  assert.equal(s.seen.length, 3, 'a failure after the first message is not retried');
+  await client.close();
+  s.close();
+});
+
+test('balanced over endpoints: one channel each, the slow one avoided', async () => {
+  const slow = await startServer('slow', () => new Promise((r) => setTimeout(() => r('hi'), 40)));
+  const quick = await startServer('quick', () => 'hi');
+  const client = meshGrpcClient(Greeter, { endpoints: [slow.address, quick.address], retry: false, registry: false });
+  assert.equal(client.clients.size, 2);
+  const servedBy: Record<string, number> = {};
+  for (let i = 0; i < 40; i++) {
+    const reply = await client.unary<{ servedBy: string }>('sayHello', { name: 'x' });
+    servedBy[reply.servedBy] = (servedBy[reply.servedBy] ?? 0) + 1;
+  }
+  assert.ok((servedBy.quick ?? 0) >= 30, JSON.stringify(servedBy));
+  await client.close();
+  slow.close();
+  quick.close();
+});
