@@ -177,12 +177,18 @@ export class MetricsService<Req, Res> implements Service<Req, Res> {
   }
 
   describe(): LayerDescription[] {
-    const stats = this.#registry.snapshot().find((s) => s.service === this.state.service && s.scope === this.state.scope);
+    // Lifetime totals only: a windowed snapshot would take a sample and shift the dashboard's window.
+    const totals = this.state.totals();
     return describeChain(
       {
         layer: 'metrics',
         params: { service: this.state.service, scope: this.state.scope },
-        state: stats ? { requests: stats.requests, inFlight: stats.inFlight, successRate: stats.successRate } : {},
+        state: {
+          requests: totals.requests,
+          successRate: totals.requests > 0 ? totals.successes / totals.requests : null,
+          inFlight: totals.inFlight,
+          routes: this.state.routes.length,
+        },
       },
       this.#inner as Service<unknown, unknown>,
     );
