@@ -7,7 +7,7 @@ import type { EventHub, Subscription } from '../../core/events.js';
 import type { Param } from '../../core/params.js';
 import type { LayerDescription, Service, StackEnv } from '../../core/service.js';
 import type { Changeset, Discovery, Endpoint } from '../../discovery/types.js';
-import { DenseSet, EndpointState } from './endpoint.js';
+import { DenseSet, EndpointState, LoadTable } from './endpoint.js';
 import type { BalanceParams } from './options.js';
 import { Picker } from './pick.js';
 
@@ -30,6 +30,7 @@ declare module '../../core/events.js' {
 /** The service of the balance layer; see the module doc in `index.ts`. */
 export class BalanceService<Req, Res> implements Service<Req, Res> {
   readonly #byId = new Map<string, EndpointState<Req, Res>>();
+  readonly #loads = new LoadTable();
   /** Endpoints that may be picked (not ejected, not removed). */
   readonly #ready = new DenseSet<Req, Res>('readyIndex');
   /** Every endpoint not removed, for panic mode. */
@@ -70,7 +71,7 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
     this.#events = env.events;
     this.#service = env.service;
     this.#random = env.random;
-    this.#picker = new Picker(env.random);
+    this.#picker = new Picker(env.random, this.#loads);
     this.#ownsDiscovery = options.ownsDiscovery;
     this.#inner = options.inner;
     this.#subscription = discovery.subscribe((changes) => this.#apply(changes));
@@ -229,7 +230,7 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
       }
       return;
     }
-    const state = new EndpointState(endpoint, service, this.#param.get().defaultRttMs, this.#clock.now());
+    const state = new EndpointState(endpoint, service, this.#loads, this.#param.get().defaultRttMs, this.#clock.now());
     this.#byId.set(state.id, state);
     this.#all.add(state);
     this.#ready.add(state);
@@ -253,6 +254,7 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
 
   #closeEndpoint(endpoint: EndpointState<Req, Res>): void {
     this.#draining.delete(endpoint);
+    endpoint.release();
     const closing = (async () => {
       try {
         await endpoint.service.close?.();

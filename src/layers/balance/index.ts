@@ -96,8 +96,17 @@ export type EndpointTarget<P extends unknown[], R> =
   | { readonly stack: Service<unknown[], Awaited<R>> }
   | Service<unknown[], Awaited<R>>;
 
-/** An endpoint function's parameters without a trailing {@link CallContext}: what callers pass. */
-export type CallerArgs<P extends unknown[]> = P extends [...infer Head, infer Last] ? ([Last] extends [CallContext] ? Head : P) : P;
+/**
+ * An endpoint function's parameters without a trailing {@link CallContext} (or a trailing
+ * parameter typed `unknown`, as `_ctx: unknown` is written): what callers pass.
+ */
+export type CallerArgs<P extends unknown[]> = P extends [...infer Head, infer Last]
+  ? [Last] extends [CallContext]
+    ? Head
+    : unknown extends Last
+      ? Head
+      : P
+  : P;
 
 /**
  * Turns what an endpoint function returned into the endpoint's service: a plain function gets

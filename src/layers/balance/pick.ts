@@ -1,4 +1,4 @@
-import type { DenseSet, EndpointState } from './endpoint.js';
+import { type DenseSet, type EndpointState, type LoadTable, leastRequestCost, peakEwmaCost } from './endpoint.js';
 import type { BalanceParams } from './options.js';
 
 /**
@@ -44,9 +44,11 @@ export class Picker {
   #cursor = 0;
   readonly #alias = new AliasTable();
   readonly #random: () => number;
+  readonly #table: LoadTable;
 
-  constructor(random: () => number) {
+  constructor(random: () => number, table: LoadTable) {
     this.#random = random;
+    this.#table = table;
   }
 
   /** A member of `set` (which must not be empty). */
@@ -66,14 +68,20 @@ export class Picker {
         return items[this.#random() < (table.prob[i] as number) ? i : (table.alias[i] as number)] as EndpointState<Req, Res>;
       }
       default: {
-        // Power of two choices: two distinct indexes, the less loaded wins.
+        // Power of two choices: two distinct indexes, the less loaded wins. Loads are read
+        // from the load table by slot, without touching the endpoint objects.
         const i = Math.floor(this.#random() * n);
         let j = Math.floor(this.#random() * (n - 1));
         if (j >= i) j++;
-        const a = items[i] as EndpointState<Req, Res>;
-        const b = items[j] as EndpointState<Req, Res>;
-        if (params.strategy === 'p2c-least-request') return b.leastRequestCost() < a.leastRequestCost() ? b : a;
-        return b.peakEwmaCost(now, params.decayMs) < a.peakEwmaCost(now, params.decayMs) ? b : a;
+        const data = this.#table.data;
+        const slots = set.slots;
+        const a = slots[i] as number;
+        const b = slots[j] as number;
+        const bWins =
+          params.strategy === 'p2c-least-request'
+            ? leastRequestCost(data, b) < leastRequestCost(data, a)
+            : peakEwmaCost(data, b, now, params.decayMs) < peakEwmaCost(data, a, now, params.decayMs);
+        return items[bWins ? j : i] as EndpointState<Req, Res>;
       }
     }
   }

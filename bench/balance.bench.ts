@@ -1,0 +1,111 @@
+/**
+ * Issue 4's targets: the balancer's pick costs the same at 3, 100 and 10,000 endpoints (within
+ * 2x), and a balancer adds at most the cost of one bare call to a stack. Measured as
+ * - a call through a bare balancer over N endpoints whose services answer at once (pick, two
+ *   clock reads, the classification and the load bookkeeping included), and the pick alone;
+ * - the same retry stack ending in `.service(fn)` and in `.balance(discovery, () => fn)`: the
+ *   difference is what the balancer adds.
+ *
+ *   node --expose-gc --import tsx bench/balance.bench.ts
+ */
+import { ServiceBuilder } from '../src/builder/index.js';
+import { CallContext } from '../src/core/context.js';
+import { StaticDiscovery } from '../src/discovery/index.js';
+import { DenseSet, EndpointState, LoadTable } from '../src/layers/balance/endpoint.js';
+import { type BalanceStrategy, balance, resolveBalanceOptions } from '../src/layers/balance/index.js';
+import { Picker } from '../src/layers/balance/pick.js';
+import { check, measure, table, writeResults } from './harness.js';
+
+const COMMAND = 'node --expose-gc --import tsx bench/balance.bench.ts';
+const SIZES = [3, 100, 10_000];
+
+let sink = 0;
+async function bare(x: number): Promise<number> {
+  return x + 1;
+}
+async function withCtx(x: number, _ctx: unknown): Promise<number> {
+  return x + 1;
+}
+
+function endpoints(n: number) {
+  return Array.from({ length: n }, (_, i) => ({ address: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, port: 80 }));
+}
+
+/** A bare balancer (no other layer) over n endpoints answering at once. */
+function balancer(n: number, strategy: BalanceStrategy) {
+  const answer = { call: (req: number) => Promise.resolve(req + 1) };
+  const builder = new ServiceBuilder({ name: `bench-${n}`, registry: false });
+  return builder.layer(balance(new StaticDiscovery(endpoints(n)), () => answer, { strategy })).build({ call: bare });
+}
+
+const cases: Record<string, () => Promise<unknown>> = {};
+let i = 0;
+cases['bare async call'] = async () => (sink += await bare(i++));
+const ctx = new CallContext();
+for (const strategy of ['p2c-peak-ewma', 'round-robin'] as const) {
+  for (const n of SIZES) {
+    const service = balancer(n, strategy);
+    cases[`balancer call, ${strategy}, ${n} endpoints`] = async () => (sink += (await service.call(i++, ctx)) as number);
+  }
+}
+const plain = new ServiceBuilder({ name: 'plain', registry: false }).retry({ attempts: 2 }).service(withCtx);
+const balanced = new ServiceBuilder({ name: 'balanced', registry: false })
+  .retry({ attempts: 2 })
+  .balance(new StaticDiscovery(endpoints(3)), () => withCtx);
+cases['stack: retry -> fn'] = async () => (sink += await plain(i++));
+cases['stack: retry -> balance(3, p2c) -> fn'] = async () => (sink += await balanced(i++));
+
+const results = await measure(cases, { calls: 100_000, rounds: 7 });
+
+/** The pick alone, synchronously: median ns over rounds of a million picks. */
+function pickNs(n: number): number {
+  const params = resolveBalanceOptions({});
+  const set = new DenseSet<unknown, unknown>('readyIndex');
+  const table = new LoadTable();
+  const noop = { call: () => Promise.resolve(undefined) };
+  for (const e of endpoints(n)) {
+    const endpoint = { id: `${e.address}:80`, port: 80, weight: 1, metadata: {}, address: e.address };
+    set.add(new EndpointState(endpoint, noop, table, 30, 0));
+  }
+  const picker = new Picker(Math.random, table);
+  const rounds: number[] = [];
+  let now = 0;
+  for (let r = 0; r < 7; r++) {
+    const start = process.hrtime.bigint();
+    for (let k = 0; k < 1_000_000; k++) sink += picker.pick(set, params, (now += 0.001)).slot;
+    rounds.push(Number(process.hrtime.bigint() - start) / 1_000_000);
+  }
+  return rounds.sort((a, b) => a - b)[3] as number;
+}
+const picks = SIZES.map((n) => ({ n, ns: pickNs(n) }));
+
+const ns = (name: string) => results.find((r) => r.name === name)?.nsPerCall ?? Number.NaN;
+const bareNs = ns('bare async call');
+const spread = (strategy: string) => {
+  const values = SIZES.map((n) => ns(`balancer call, ${strategy}, ${n} endpoints`));
+  return Math.max(...values) / Math.min(...values);
+};
+const pickSpread = Math.max(...picks.map((p) => p.ns)) / Math.min(...picks.map((p) => p.ns));
+const added = (ns('stack: retry -> balance(3, p2c) -> fn') - ns('stack: retry -> fn')) / bareNs;
+const checks = [
+  check('P2C pick alone, slowest / fastest of 3, 100, 10,000 endpoints', pickSpread, 2),
+  check('balancer call (P2C), slowest / fastest of 3, 100, 10,000 endpoints', spread('p2c-peak-ewma'), 2),
+  check('balancer call (round robin), slowest / fastest of 3, 100, 10,000 endpoints', spread('round-robin'), 2),
+  check('balancer added to a retry stack, in bare calls', added, 1, ' bare calls'),
+];
+writeResults(
+  'balance',
+  COMMAND,
+  [
+    table(results),
+    '',
+    '| P2C peak-EWMA pick alone | ns/pick |',
+    '|---|---:|',
+    ...picks.map((p) => `| ${p.n} endpoints | ${p.ns.toFixed(1)} |`),
+    '',
+    `The balancer adds ${(ns('stack: retry -> balance(3, p2c) -> fn') - ns('stack: retry -> fn')).toFixed(0)} ns per call to a retry stack (${added.toFixed(2)} bare calls of ${bareNs.toFixed(0)} ns).`,
+    '',
+    ...checks.map((c) => c.line),
+  ].join('\n'),
+);
+if (sink === -1) console.log(sink);
