@@ -3,7 +3,7 @@ import type { Clock } from '../../core/clock.js';
 import { CallContext } from '../../core/context.js';
 import type { LayerDescription, Service, StackEnv } from '../../core/service.js';
 import { int, parseOptions } from '../../core/validate.js';
-import { EndpointPicker } from '../shared/endpoints.js';
+import { baseUrlOf, endpointDiscovery } from '../shared/endpoints.js';
 import { DEADLINE_HEADER, httpClassifier, IDEMPOTENT_METHODS } from '../shared/http.js';
 import { buildOutbound, type OutboundHandle, type OutboundOptions, outboundShape, refuseReplay } from '../shared/outbound.js';
 import { type BodyPlan, DEFAULT_REPLAY_LIMIT, planBody, planStreamBody } from './body.js';
@@ -36,9 +36,10 @@ export interface MeshFetchOptions extends OutboundOptions {
   /** Header carrying the remaining deadline in ms; `false` to send none. Default `x-sidecarless-deadline-ms`. */
   deadlineHeader?: string | false;
   /**
-   * Base URLs (`http://10.0.0.7:8080`) of the service's endpoints: each attempt goes to the
-   * less loaded of two random ones (P2C over peak-EWMA RTT); the caller's URL keeps only its
-   * path and query (`fetch('http://users/v1/u/42')` or `fetch('/v1/u/42')`).
+   * Base URLs (`http://10.0.0.7:8080`) of the service's endpoints, static shorthand for
+   * `discovery`: each attempt goes to one of them through the balance layer (P2C over
+   * peak-EWMA); the caller's URL keeps only its path and query (`fetch('http://users/v1/u/42')`
+   * or `fetch('/v1/u/42')`).
    */
   endpoints?: readonly string[];
   /** Count 4xx (other than 408/429) as failures. Default false. */
@@ -66,10 +67,7 @@ const schema = z.strictObject({
       error: 'must be a header name or false',
     })
     .default(DEADLINE_HEADER),
-  endpoints: z
-    .array(z.url({ error: 'must be a base URL such as "http://127.0.0.1:8080"' }))
-    .min(1)
-    .optional(),
+  endpoints: z.array(z.string(), { error: 'must be a list of base URLs' }).optional(),
   clientErrorsAreFailures: z.boolean({ error: 'must be true or false' }).default(false),
 });
 
@@ -90,21 +88,21 @@ class FetchRequest {
 // The signal a context hands out when nothing can abort the call: passing it on is pointless.
 const NEVER = new CallContext().signal;
 
-/** The innermost service: one fetch per attempt, to the chosen endpoint, with our signal. */
+/**
+ * The innermost service: one fetch per attempt with our signal — to the caller's URL, or, as
+ * one endpoint's service under the balancer, to the endpoint's base URL plus the caller's path.
+ */
 class FetchService implements Service<FetchRequest, Response> {
   readonly #fetch: typeof fetch;
   readonly #clock: Clock;
   readonly #header: string | false;
-  readonly #picker: EndpointPicker<string> | undefined;
+  readonly #base: string | undefined;
 
-  constructor(fetchFn: typeof fetch, env: StackEnv, header: string | false, endpoints: readonly string[] | undefined) {
+  constructor(fetchFn: typeof fetch, env: StackEnv, header: string | false, base: string | undefined) {
     this.#fetch = fetchFn;
     this.#clock = env.clock;
     this.#header = header;
-    this.#picker =
-      endpoints === undefined
-        ? undefined
-        : new EndpointPicker(new Map(endpoints.map((e) => [e, e.replace(/\/+$/, '')])), env.clock, env.random);
+    this.#base = base;
   }
 
   call(req: FetchRequest, ctx: CallContext): Promise<Response> {
@@ -125,28 +123,12 @@ class FetchService implements Service<FetchRequest, Response> {
         init.headers = headers;
       }
     }
-    if (this.#picker !== undefined) return this.#balanced(req, init, ctx);
-    const promise = this.#fetch(req.input, init);
+    const promise = this.#fetch(this.#base === undefined ? req.input : this.#base + req.path, init);
     return req.refusal === undefined ? promise : markRefused(promise, req.refusal);
   }
 
-  async #balanced(req: FetchRequest, init: RequestInit | undefined, ctx: CallContext): Promise<Response> {
-    const picker = this.#picker as EndpointPicker<string>;
-    const endpoint = picker.acquire();
-    ctx.endpoint = endpoint.address;
-    const startedAt = this.#clock.now();
-    try {
-      const promise = this.#fetch(endpoint.target + req.path, init);
-      return await (req.refusal === undefined ? promise : markRefused(promise, req.refusal));
-    } finally {
-      picker.release(endpoint, startedAt);
-    }
-  }
-
   describe(): LayerDescription[] {
-    return [
-      { layer: 'fetch', params: { deadlineHeader: this.#header }, state: this.#picker ? { endpoints: this.#picker.describe() } : {} },
-    ];
+    return [{ layer: 'fetch', params: { deadlineHeader: this.#header, base: this.#base ?? 'caller' } }];
   }
 }
 
@@ -188,13 +170,15 @@ export function meshFetch(options: MeshFetchOptions = {}): MeshFetch {
   const fetchFn = options.fetch ?? globalThis.fetch;
   const limit = parsed.replayBuffer;
   const routes = parsed.routes as readonly FetchRoute[] | undefined;
-  const balanced = parsed.endpoints !== undefined;
+  const discovery = endpointDiscovery(parsed.endpoints, 'meshFetch.endpoints') ?? options.discovery;
+  const balanced = discovery !== undefined;
   const classifier = httpClassifier({ clientErrorsAreFailures: parsed.clientErrorsAreFailures });
   const { service, handle } = buildOutbound<FetchRequest, Response>(
     options,
     classifier,
     cancelBody,
-    (env) => new FetchService(fetchFn, env, parsed.deadlineHeader, parsed.endpoints),
+    (env, endpoint) => new FetchService(fetchFn, env, parsed.deadlineHeader, endpoint === undefined ? undefined : baseUrlOf(endpoint)),
+    discovery,
   );
 
   // Only a context made with the caller's signal may hold a listener to drop when it settles.

@@ -5,7 +5,7 @@ import type { Clock } from '../../core/clock.js';
 import { CallContext } from '../../core/context.js';
 import type { LayerDescription, Service, StackEnv } from '../../core/service.js';
 import { int, parseOptions } from '../../core/validate.js';
-import { EndpointPicker } from '../shared/endpoints.js';
+import { baseUrlOf, endpointDiscovery } from '../shared/endpoints.js';
 import { DEADLINE_HEADER, httpClassifier, IDEMPOTENT_METHODS } from '../shared/http.js';
 import { buildOutbound, type OutboundHandle, type OutboundOptions, outboundShape, refuseReplay } from '../shared/outbound.js';
 import { DEFAULT_REPLAY_LIMIT, planBody, planStreamBody } from './body.js';
@@ -40,10 +40,7 @@ const schema = z.strictObject({
   deadlineHeader: z
     .union([z.literal(false), z.string().regex(/^[a-z0-9-]+$/i)], { error: 'must be a header name or false' })
     .default(DEADLINE_HEADER),
-  endpoints: z
-    .array(z.url({ error: 'must be a base URL such as "http://127.0.0.1:8080"' }))
-    .min(1)
-    .optional(),
+  endpoints: z.array(z.string(), { error: 'must be a list of base URLs' }).optional(),
   clientErrorsAreFailures: z.boolean({ error: 'must be true or false' }).default(false),
 });
 
@@ -72,16 +69,13 @@ class RequestService implements Service<UndiciCall, Dispatcher.ResponseData> {
   readonly #request: UndiciRequest;
   readonly #clock: Clock;
   readonly #header: string | false;
-  readonly #picker: EndpointPicker<string> | undefined;
+  readonly #base: string | undefined;
 
-  constructor(request: UndiciRequest, env: StackEnv, header: string | false, endpoints: readonly string[] | undefined) {
+  constructor(request: UndiciRequest, env: StackEnv, header: string | false, base: string | undefined) {
     this.#request = request;
     this.#clock = env.clock;
     this.#header = header;
-    this.#picker =
-      endpoints === undefined
-        ? undefined
-        : new EndpointPicker(new Map(endpoints.map((e) => [e, e.replace(/\/+$/, '')])), env.clock, env.random);
+    this.#base = base;
   }
 
   async call(req: UndiciCall, ctx: CallContext): Promise<Dispatcher.ResponseData> {
@@ -98,30 +92,18 @@ class RequestService implements Service<UndiciCall, Dispatcher.ResponseData> {
         );
       }
     }
-    const picker = this.#picker;
-    const endpoint = picker?.acquire();
-    const startedAt = endpoint === undefined ? 0 : this.#clock.now();
-    if (endpoint !== undefined) ctx.endpoint = endpoint.address;
     try {
-      const response = await this.#request(endpoint === undefined ? req.url : endpoint.target + req.path, options);
+      const response = await this.#request(this.#base === undefined ? req.url : this.#base + req.path, options);
       if (req.refusal !== undefined) refuseReplay(response, req.refusal);
       return response;
     } catch (error) {
       if (req.refusal !== undefined) refuseReplay(error, req.refusal);
       throw error;
-    } finally {
-      if (endpoint !== undefined) picker?.release(endpoint, startedAt);
     }
   }
 
   describe(): LayerDescription[] {
-    return [
-      {
-        layer: 'undici-request',
-        params: { deadlineHeader: this.#header },
-        state: this.#picker ? { endpoints: this.#picker.describe() } : {},
-      },
-    ];
+    return [{ layer: 'undici-request', params: { deadlineHeader: this.#header, base: this.#base ?? 'caller' } }];
   }
 }
 
@@ -139,12 +121,14 @@ export function meshRequest(options: MeshRequestOptions = {}): MeshRequest {
   // Loaded here, not at import: undici is an optional peer of `sidecarless/fetch`.
   const requestFn = options.request ?? (createRequire(import.meta.url)('undici') as { request: UndiciRequest }).request;
   const limit = parsed.replayBuffer;
-  const balanced = parsed.endpoints !== undefined;
+  const discovery = endpointDiscovery(parsed.endpoints, 'meshRequest.endpoints') ?? options.discovery;
+  const balanced = discovery !== undefined;
   const { service, handle } = buildOutbound<UndiciCall, Dispatcher.ResponseData>(
     options,
     httpClassifier({ clientErrorsAreFailures: parsed.clientErrorsAreFailures }),
     dumpBody,
-    (env) => new RequestService(requestFn, env, parsed.deadlineHeader, parsed.endpoints),
+    (env, endpoint) => new RequestService(requestFn, env, parsed.deadlineHeader, endpoint === undefined ? undefined : baseUrlOf(endpoint)),
+    discovery,
   );
   const meshed = (url: string | URL, requestOptions?: RequestOptions): Promise<Dispatcher.ResponseData> => {
     const req = new UndiciCall(url, requestOptions);

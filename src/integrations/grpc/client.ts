@@ -5,7 +5,8 @@ import { CallContext } from '../../core/context.js';
 import { InvalidOptionError, TimeoutError } from '../../core/errors.js';
 import type { LayerDescription, Service, StackEnv } from '../../core/service.js';
 import { parseOptions } from '../../core/validate.js';
-import { EndpointPicker } from '../shared/endpoints.js';
+import type { Endpoint } from '../../discovery/types.js';
+import { endpointDiscovery, targetOf } from '../shared/endpoints.js';
 import { buildOutbound, type OutboundHandle, type OutboundOptions, outboundShape } from '../shared/outbound.js';
 import { grpcClassifier } from './classifier.js';
 
@@ -21,8 +22,11 @@ export interface GrpcCallOptions {
 
 /** Options of {@link meshGrpcClient}. */
 export interface MeshGrpcClientOptions extends OutboundOptions {
-  /** `host:port` of each endpoint; one channel per endpoint, P2C over peak-EWMA RTT between them. */
-  endpoints: readonly string[];
+  /**
+   * `host:port` of each endpoint (static shorthand for `discovery`); one channel per endpoint,
+   * the balance layer (P2C over peak-EWMA) between them.
+   */
+  endpoints?: readonly string[];
   /** Channel credentials. Default insecure (loopback, tests, a mesh that does mTLS elsewhere). */
   credentials?: grpc.ChannelCredentials;
   /** Extra channel options. */
@@ -42,8 +46,6 @@ export interface MeshGrpcClient extends OutboundHandle {
   unary<Res = unknown, Req = unknown>(method: string, request: Req, options?: GrpcCallOptions): Promise<Res>;
   /** Calls a server-streaming method; retried only until its first message arrives. */
   serverStream<Res = unknown, Req = unknown>(method: string, request: Req, options?: GrpcCallOptions): AsyncIterable<Res>;
-  /** The per-endpoint clients, by address. */
-  readonly clients: ReadonlyMap<string, grpc.Client>;
 }
 
 interface GrpcRequest {
@@ -66,29 +68,29 @@ type StreamMethod = (request: unknown, metadata: grpc.Metadata, options: grpc.Ca
 
 const NEVER = new CallContext().signal;
 
+/** One endpoint's service: its own channel (a generated client), closed when the endpoint goes. */
 class GrpcService implements Service<GrpcRequest, unknown> {
-  readonly #picker: EndpointPicker<grpc.Client>;
+  readonly #client: grpc.Client;
+  readonly #target: string;
   readonly #clock: Clock;
 
-  constructor(clients: ReadonlyMap<string, grpc.Client>, env: StackEnv) {
-    this.#picker = new EndpointPicker(clients, env.clock, env.random);
+  constructor(client: grpc.Client, target: string, env: StackEnv) {
+    this.#client = client;
+    this.#target = target;
     this.#clock = env.clock;
   }
 
   call(req: GrpcRequest, ctx: CallContext): Promise<unknown> {
-    const endpoint = this.#picker.acquire();
-    ctx.endpoint = endpoint.address;
     const startedAt = this.#clock.now();
     const options: grpc.CallOptions = {};
     // The remaining deadline becomes the call's own, so the server sees it as grpc-timeout.
     if (ctx.deadline !== Number.POSITIVE_INFINITY) options.deadline = new Date(Date.now() + Math.max(0, ctx.deadline - startedAt));
     const signal = ctx.signal;
     return new Promise<unknown>((resolve, reject) => {
-      const client = endpoint.target as unknown as Record<string, UnaryMethod & StreamMethod>;
+      const client = this.#client as unknown as Record<string, UnaryMethod & StreamMethod>;
       let call: grpc.ClientUnaryCall | grpc.ClientReadableStream<unknown>;
       const onAbort = (): void => call.cancel();
       const settle = (): void => {
-        this.#picker.release(endpoint, startedAt);
         if (signal !== NEVER) signal.removeEventListener('abort', onAbort);
       };
       if (req.streaming) {
@@ -120,7 +122,11 @@ class GrpcService implements Service<GrpcRequest, unknown> {
   }
 
   describe(): LayerDescription[] {
-    return [{ layer: 'grpc', params: {}, state: { endpoints: this.#picker.describe() } }];
+    return [{ layer: 'grpc', params: { target: this.#target } }];
+  }
+
+  close(): void {
+    this.#client.close();
   }
 }
 
@@ -151,9 +157,7 @@ async function* continueStream<Res>(start: StreamStart): AsyncGenerator<Res> {
 
 const schema = z.strictObject({
   ...outboundShape,
-  endpoints: z
-    .array(z.string().regex(/^[^\s/]+:\d{1,5}$/, { error: 'must be "host:port"' }), { error: 'must be a list of "host:port"' })
-    .min(1, { error: 'must list at least one endpoint' }),
+  endpoints: z.array(z.string(), { error: 'must be a list of "host:port"' }).optional(),
   credentials: z.instanceof(grpc.ChannelCredentials, { error: 'must be grpc ChannelCredentials' }).optional(),
   channelOptions: z.record(z.string(), z.unknown()).optional(),
 });
@@ -172,9 +176,9 @@ export function meshGrpcClient<C extends grpc.Client>(Client: GrpcClientConstruc
   const channelOptions: grpc.ChannelOptions = { ...parsed.channelOptions };
   if (options.retry !== false) channelOptions['grpc.enable_retries'] = 0;
   const credentials = options.credentials ?? grpc.credentials.createInsecure();
-  const clients = new Map<string, grpc.Client>(
-    parsed.endpoints.map((address) => [address, new Client(address, credentials, channelOptions)]),
-  );
+  const discovery = endpointDiscovery(parsed.endpoints, 'meshGrpcClient.endpoints') ?? options.discovery;
+  if (discovery === undefined)
+    throw new InvalidOptionError('meshGrpcClient.endpoints', 'must list at least one "host:port" (or give a discovery)');
   // Method names as the generated client has them (camelCase) and as the proto spells them.
   const methods = new Map<string, { name: string; streaming: boolean }>();
   for (const [name, definition] of Object.entries(Client.service)) {
@@ -187,10 +191,11 @@ export function meshGrpcClient<C extends grpc.Client>(Client: GrpcClientConstruc
     options,
     grpcClassifier,
     discardStream,
-    (env) => new GrpcService(clients, env),
-    () => {
-      for (const client of clients.values()) client.close();
+    (env, endpoint) => {
+      const target = targetOf(endpoint as Endpoint);
+      return new GrpcService(new Client(target, credentials, channelOptions), target, env);
     },
+    discovery,
   );
 
   const start = (method: string, streaming: boolean, request: unknown, callOptions: GrpcCallOptions | undefined): Promise<unknown> => {
@@ -208,7 +213,6 @@ export function meshGrpcClient<C extends grpc.Client>(Client: GrpcClientConstruc
   };
 
   return Object.assign(handle, {
-    clients,
     unary: <Res>(method: string, request: unknown, callOptions?: GrpcCallOptions) =>
       start(method, false, request, callOptions) as Promise<Res>,
     serverStream: <Res>(method: string, request: unknown, callOptions?: GrpcCallOptions): AsyncIterable<Res> => ({

@@ -1,102 +1,52 @@
 /**
- * A small latency-aware endpoint picker for the integrations: power of two choices over
- * peak-EWMA round-trip time times outstanding requests (Finagle's and linkerd2-proxy's P2C
- * PeakEWMA, with the same 30 ms seed and 10 s decay). It is the integrations' own stand-in until
- * the balance layer of `src/layers/balance` can be composed here; it balances one request at a
- * time and needs no discovery.
+ * The `endpoints` shorthand of the outbound integrations: a fixed list of base URLs
+ * (`http://10.0.0.7:8080`) or `host:port` pairs, turned into a static discovery for the balance
+ * layer. The URL's scheme travels in the endpoint's metadata, so an HTTP endpoint service knows
+ * whether to speak `http` or `https`.
  *
  * @module
  */
 
-import type { Clock } from '../../core/clock.js';
 import { InvalidOptionError } from '../../core/errors.js';
+import { StaticDiscovery } from '../../discovery/static.js';
+import type { Endpoint, EndpointInput } from '../../discovery/types.js';
 
-/** Load state of one endpoint. */
-export class EndpointLoad<T> {
-  readonly address: string;
-  /** What the integration uses to reach it: a base URL, a gRPC client, ... */
-  readonly target: T;
-  /** Requests in flight. */
-  outstanding = 0;
-  /** Peak-EWMA round-trip time, ms. */
-  rttMs: number;
-  #stampedAt: number;
-
-  constructor(address: string, target: T, seedMs: number, now: number) {
-    this.address = address;
-    this.target = target;
-    this.rttMs = seedMs;
-    this.#stampedAt = now;
-  }
-
-  /** Load as P2C compares it: RTT times (outstanding + 1). */
-  get load(): number {
-    return this.rttMs * (this.outstanding + 1);
-  }
-
-  /** Folds one round trip in: a slower sample replaces the average at once (the peak). */
-  observe(rttMs: number, now: number, decayMs: number): void {
-    const elapsed = Math.max(0, now - this.#stampedAt);
-    this.#stampedAt = now;
-    if (rttMs > this.rttMs) this.rttMs = rttMs;
-    else {
-      const weight = Math.exp(-elapsed / decayMs);
-      this.rttMs = this.rttMs * weight + rttMs * (1 - weight);
-    }
+function parseUrl(text: string): URL | null {
+  try {
+    return new URL(text);
+  } catch {
+    return null;
   }
 }
 
-/** Options of an {@link EndpointPicker}. */
-export interface EndpointPickerOptions {
-  /** RTT assumed for an endpoint never measured, ms. Default 30. */
-  seedRttMs?: number;
-  /** How fast old RTT samples fade, ms. Default 10,000. */
-  decayMs?: number;
+/** Parses the `endpoints` option into a discovery; `undefined` when not given. */
+export function endpointDiscovery(list: readonly string[] | undefined, field: string): StaticDiscovery | undefined {
+  if (list === undefined) return undefined;
+  const inputs = list.map((entry, index): EndpointInput => {
+    const url = parseUrl(/^[a-z]+:\/\//i.test(entry) ? entry : `x://${entry}`);
+    if (url === null || url.hostname === '' || (url.protocol === 'x:' && url.port === '')) {
+      throw new InvalidOptionError(
+        `${field}.${index}`,
+        `must be a base URL such as "http://127.0.0.1:8080" or "host:port" (got ${JSON.stringify(entry)})`,
+      );
+    }
+    const scheme = url.protocol === 'x:' ? undefined : url.protocol.slice(0, -1);
+    const port = url.port === '' ? (scheme === 'https' ? 443 : 80) : Number(url.port);
+    return { address: url.hostname.replace(/^\[|\]$/g, ''), port, metadata: scheme === undefined ? {} : { scheme } };
+  });
+  if (inputs.length === 0) throw new InvalidOptionError(field, 'must list at least one endpoint');
+  return new StaticDiscovery(inputs);
 }
 
-/** Picks one of a fixed set of endpoints per request; see the module doc. */
-export class EndpointPicker<T> {
-  readonly endpoints: readonly EndpointLoad<T>[];
-  readonly #clock: Clock;
-  readonly #random: () => number;
-  readonly #decayMs: number;
+/** The base URL of an HTTP endpoint: `scheme://host:port`, IPv6 hosts bracketed. */
+export function baseUrlOf(endpoint: Endpoint): string {
+  const scheme = typeof endpoint.metadata.scheme === 'string' ? endpoint.metadata.scheme : 'http';
+  const host = endpoint.address.includes(':') ? `[${endpoint.address}]` : endpoint.address;
+  return endpoint.port === undefined ? `${scheme}://${host}` : `${scheme}://${host}:${endpoint.port}`;
+}
 
-  constructor(targets: ReadonlyMap<string, T>, clock: Clock, random: () => number, options: EndpointPickerOptions = {}) {
-    if (targets.size === 0) throw new InvalidOptionError('endpoints', 'must list at least one endpoint');
-    const now = clock.now();
-    const seed = options.seedRttMs ?? 30;
-    this.endpoints = [...targets].map(([address, target]) => new EndpointLoad(address, target, seed, now));
-    this.#clock = clock;
-    this.#random = random;
-    this.#decayMs = options.decayMs ?? 10_000;
-  }
-
-  /** Chooses the less loaded of two random endpoints and counts a request on it. */
-  acquire(): EndpointLoad<T> {
-    const list = this.endpoints;
-    const n = list.length;
-    let chosen = list[0] as EndpointLoad<T>;
-    if (n > 1) {
-      const i = Math.floor(this.#random() * n);
-      let j = Math.floor(this.#random() * (n - 1));
-      if (j >= i) j++;
-      const a = list[i] as EndpointLoad<T>;
-      const b = list[j] as EndpointLoad<T>;
-      chosen = a.load <= b.load ? a : b;
-    }
-    chosen.outstanding++;
-    return chosen;
-  }
-
-  /** Ends a request started at `startedAt` (clock ms) on `endpoint`. */
-  release(endpoint: EndpointLoad<T>, startedAt: number): void {
-    endpoint.outstanding--;
-    const now = this.#clock.now();
-    endpoint.observe(now - startedAt, now, this.#decayMs);
-  }
-
-  /** Each endpoint's load, for `describe()` and the admin page. */
-  describe(): { address: string; outstanding: number; rttMs: number }[] {
-    return this.endpoints.map((e) => ({ address: e.address, outstanding: e.outstanding, rttMs: Math.round(e.rttMs * 100) / 100 }));
-  }
+/** `host:port` of an endpoint, for a gRPC channel. */
+export function targetOf(endpoint: Endpoint): string {
+  const host = endpoint.address.includes(':') ? `[${endpoint.address}]` : endpoint.address;
+  return endpoint.port === undefined ? host : `${host}:${endpoint.port}`;
 }

@@ -15,6 +15,8 @@ import type { EventHub } from '../../core/events.js';
 import { type LiveOptions, live, type OptionsOrLive } from '../../core/params.js';
 import { defaultRegistry, type StackRegistry } from '../../core/registry.js';
 import type { LayerDescription, Service, StackEnv } from '../../core/service.js';
+import type { Discovery, Endpoint } from '../../discovery/types.js';
+import { type BalanceOptions, balance } from '../../layers/balance/index.js';
 import { matchesRetryOn, type RetryOptions, type RetryPredicate, resolveRetryOptions } from '../../layers/retry/index.js';
 import type { TimeoutOptions } from '../../layers/timeout/index.js';
 
@@ -39,6 +41,13 @@ export interface OutboundOptions {
   classifier?: Classifier<any>;
   /** Where the stack registers for the admin endpoint; `false` for nowhere. Default the shared one. */
   registry?: StackRegistry | false;
+  /**
+   * Where the service's endpoints come from (static, DNS, the control plane): each attempt goes
+   * to one of them through the balance layer (P2C over peak-EWMA by default, failure accrual).
+   */
+  discovery?: Discovery;
+  /** Options of the balance layer (strategy, EWMA, failure accrual), static or live. */
+  loadBalancer?: OptionsOrLive<BalanceOptions>;
 }
 
 /**
@@ -52,6 +61,8 @@ export const outboundShape = {
   retry: z.unknown().optional(),
   classifier: z.unknown().optional(),
   registry: z.unknown().optional(),
+  discovery: z.custom<Discovery>((v) => typeof (v as Discovery)?.subscribe === 'function', { error: 'must be a Discovery' }).optional(),
+  loadBalancer: z.unknown().optional(),
 };
 
 /** What an outbound client exposes besides its call signature. */
@@ -99,21 +110,28 @@ function guardRetryOn(retryOn: RetryOptions['retryOn'], onRefused: (reason: stri
   };
 }
 
+/** What the balance layer wraps: nothing (it calls its endpoints), closed with it. */
+const NOTHING_BELOW: Service<unknown, unknown> = {
+  call: () => Promise.reject(new Error('unreachable: the balancer calls its endpoints')),
+};
+
 function isLive<O>(options: OptionsOrLive<O>): options is LiveOptions<unknown, O> {
   return typeof options === 'object' && options !== null && (options as { kind?: unknown }).kind === 'live';
 }
 
 /**
- * Builds an outbound stack over `makeInner(env)`. `discard` releases a response that will be
- * retried (cancels its body); the replay guard and `discard` are folded into the retry options,
- * live ones included (once per snapshot, not per call).
+ * Builds an outbound stack. `discard` releases a response that will be retried (cancels its
+ * body); the replay guard and `discard` are folded into the retry options, live ones included
+ * (once per snapshot, not per call). With a `discovery` (the integration's own, or the caller's
+ * `options.discovery`) the innermost service is the balancer over `makeInner(env, endpoint)`
+ * per endpoint — below the retry, so each attempt picks again; without, `makeInner(env)`.
  */
 export function buildOutbound<Req, Res>(
   options: OutboundOptions,
   classifier: Classifier<any>,
   discard: (result: unknown) => void,
-  makeInner: (env: StackEnv) => Service<Req, Res>,
-  closeInner?: () => void | Promise<void>,
+  makeInner: (env: StackEnv, endpoint?: Endpoint) => Service<Req, Res>,
+  discovery: Discovery | undefined = options.discovery,
 ): { service: Service<Req, Res>; env: StackEnv; handle: OutboundHandle } {
   let builder = options.builder ?? new ServiceBuilder();
   builder = builder.with(
@@ -143,10 +161,15 @@ export function buildOutbound<Req, Res>(
         : adapt(retryOptions as RetryOptions),
     );
   }
-  const env = builder.env();
+  // Read by the endpoint factory, which the balancer first calls while the stack is built.
+  let env: StackEnv | undefined;
+  if (discovery !== undefined) {
+    builder = builder.layer(balance<Req, Res>(discovery, (endpoint) => makeInner(env as StackEnv, endpoint), options.loadBalancer ?? {}));
+  }
+  env = builder.env();
   events = env.events;
   serviceName = env.service;
-  const service = builder.build(makeInner(env), env);
+  const service = builder.build(discovery === undefined ? makeInner(env) : NOTHING_BELOW, env) as Service<Req, Res>;
   const registry = options.registry === undefined ? defaultRegistry : options.registry;
   const registered = { name: env.service, describe: () => service.describe?.() ?? [] };
   if (registry) registry.add(registered);
@@ -163,8 +186,7 @@ export function buildOutbound<Req, Res>(
         if (registry) registry.delete(registered);
         closing = (async () => {
           await service.close?.();
-          await closeInner?.();
-          env.deadlines.disarmIfIdle();
+          (env as StackEnv).deadlines.disarmIfIdle();
         })();
       }
       return closing;

@@ -125,7 +125,6 @@ test('balanced over endpoints: one channel each, the slow one avoided', async ()
   const slow = await startServer('slow', () => new Promise((r) => setTimeout(() => r('hi'), 40)));
   const quick = await startServer('quick', () => 'hi');
   const client = meshGrpcClient(Greeter, { endpoints: [slow.address, quick.address], retry: false, registry: false });
-  assert.equal(client.clients.size, 2);
   const servedBy: Record<string, number> = {};
   for (let i = 0; i < 40; i++) {
     const reply = await client.unary<{ servedBy: string }>('sayHello', { name: 'x' });
