@@ -1,4 +1,4 @@
-import type { Classifier } from '../../core/classify.js';
+import type { Classification, Classifier } from '../../core/classify.js';
 import type { Clock } from '../../core/clock.js';
 import type { CallContext } from '../../core/context.js';
 import { formatDuration } from '../../core/duration.js';
@@ -80,40 +80,55 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
   call(req: Req, ctx: CallContext): Promise<Res> {
     if (this.#closed) return Promise.reject(new ServiceClosedError({ layer: 'balance' }));
     const params = this.#param.get();
-    const endpoint = this.#pick(params);
+    // Only peak EWMA needs round-trip times; one clock read serves the pick and the start time.
+    const now = params.strategy === 'p2c-peak-ewma' ? this.#clock.now() : Number.NaN;
+    const endpoint = this.#pick(params, now);
     if (endpoint === undefined) return Promise.reject(this.#noEndpoints(params));
-    return this.#callEndpoint(endpoint, req, ctx, params);
+    return this.#callEndpoint(endpoint, req, ctx, params, now);
   }
 
-  async #callEndpoint(endpoint: EndpointState<Req, Res>, req: Req, ctx: CallContext, params: BalanceParams): Promise<Res> {
+  /**
+   * Sends the call and returns the endpoint's own promise: the caller awaits it directly, so the
+   * balancer adds no promise hop to the call. The load and health bookkeeping hangs off the
+   * same promise as a reaction registered first, so it has run by the time the caller resumes.
+   */
+  #callEndpoint(endpoint: EndpointState<Req, Res>, req: Req, ctx: CallContext, params: BalanceParams, start: number): Promise<Res> {
     ctx.endpoint = endpoint.id;
     endpoint.pending++;
     endpoint.calls++;
-    const start = this.#clock.now();
-    let result: Res | undefined;
-    let error: unknown;
-    let threw = false;
+    let promise: Promise<Res>;
     try {
-      result = await endpoint.service.call(req, ctx);
-    } catch (caught) {
-      error = caught;
-      threw = true;
+      promise = endpoint.service.call(req, ctx);
+    } catch (error) {
+      promise = Promise.reject(error);
     }
-    endpoint.pending--;
-    const now = this.#clock.now();
-    const verdict = threw ? this.#classifier.classifyError(error) : this.#classifier.classifyResult(result);
-    endpoint.observe(now, now - start, params.decayMs);
-    // A server's Retry-After (429, 503) is the best estimate of when it is worth calling again:
-    // count it as a round trip that long, so the endpoint is avoided and the penalty decays.
-    if (verdict.retryAfterMs !== undefined) endpoint.observe(now, verdict.retryAfterMs, params.decayMs);
-    if (verdict.kind === 'failure') this.#failed(endpoint, params, now);
-    else this.#succeeded(endpoint);
-    if (endpoint.state === 'removed' && endpoint.pending === 0) this.#closeEndpoint(endpoint);
-    if (threw) throw error;
-    return result as Res;
+    promise.then(
+      (result) => this.#settled(endpoint, params, start, this.#classifier.classifyResult(result)),
+      (error: unknown) => this.#settled(endpoint, params, start, this.#classifier.classifyError(error)),
+    );
+    return promise;
   }
 
-  #pick(params: BalanceParams): EndpointState<Req, Res> | undefined {
+  /** `start` is NaN when the strategy needs no round-trip times. */
+  #settled(endpoint: EndpointState<Req, Res>, params: BalanceParams, start: number, verdict: Classification): void {
+    endpoint.pending--;
+    let now = Number.NaN;
+    if (start === start) {
+      now = this.#clock.now();
+      endpoint.observe(now, now - start, params.decayMs);
+    }
+    // A server's Retry-After (429, 503) is the best estimate of when it is worth calling again:
+    // count it as a round trip that long, so the endpoint is avoided and the penalty decays.
+    if (verdict.retryAfterMs !== undefined) {
+      if (now !== now) now = this.#clock.now();
+      endpoint.observe(now, verdict.retryAfterMs, params.decayMs);
+    }
+    if (verdict.kind === 'failure') this.#failed(endpoint, params, now === now ? now : this.#clock.now());
+    else this.#succeeded(endpoint);
+    if (endpoint.state === 'removed' && endpoint.pending === 0) this.#closeEndpoint(endpoint);
+  }
+
+  #pick(params: BalanceParams, now: number): EndpointState<Req, Res> | undefined {
     const probe = this.#probes.pop();
     if (probe !== undefined) {
       probe.state = 'probing';
@@ -123,9 +138,9 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
     const total = this.#all.size;
     const panic = ready < params.panicThreshold * total;
     if (panic !== this.#panic) this.#setPanic(panic, ready, total);
-    if (panic) return this.#picker.pick(this.#all, params, this.#clock.now());
+    if (panic) return this.#picker.pick(this.#all, params, now);
     if (ready === 0) return undefined;
-    return this.#picker.pick(this.#ready, params, this.#clock.now());
+    return this.#picker.pick(this.#ready, params, now);
   }
 
   #noEndpoints(params: BalanceParams): NoEndpointsError {

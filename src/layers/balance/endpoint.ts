@@ -11,8 +11,8 @@ export type EndpointStateName = 'active' | 'ejected' | 'probing' | 'removed';
  * one balancer; the indexes let the balancer remove it from its dense arrays in O(1).
  */
 export class EndpointState<Req, Res> {
+  // Fields a call touches come first, so they share the object's first cache lines.
   readonly id: string;
-  endpoint: Endpoint;
   readonly service: Service<Req, Res>;
   state: EndpointStateName = 'active';
   /** Where this endpoint's load lives in {@link LoadTable.data}. */
@@ -20,6 +20,9 @@ export class EndpointState<Req, Res> {
   readonly #table: LoadTable;
   /** Consecutive failures. */
   failures = 0;
+  /** Calls sent, for introspection. */
+  calls = 0;
+  endpoint: Endpoint;
   /** Consecutive ejections without a successful probe in between (drives the backoff). */
   ejections = 0;
   /** Clock time at which an ejected endpoint may be probed. */
@@ -30,8 +33,7 @@ export class EndpointState<Req, Res> {
   readyIndex = -1;
   /** @internal position in the balancer's array of all live endpoints, or -1. */
   allIndex = -1;
-  /** Calls sent, failures seen: for introspection. */
-  calls = 0;
+  /** Failures seen, for introspection. */
   failuresTotal = 0;
 
   constructor(endpoint: Endpoint, service: Service<Req, Res>, table: LoadTable, defaultRttMs: number, now: number) {

@@ -70,8 +70,11 @@ export class Picker {
       default: {
         // Power of two choices: two distinct indexes, the less loaded wins. Loads are read
         // from the load table by slot, without touching the endpoint objects.
-        const i = Math.floor(this.#random() * n);
-        let j = Math.floor(this.#random() * (n - 1));
+        // One random number gives both: r is uniform over n × (n - 1) pairs (exact in a double
+        // for any n below 2^26).
+        const r = Math.floor(this.#random() * n * (n - 1));
+        const i = r % n;
+        let j = (r - i) / n;
         if (j >= i) j++;
         const data = this.#table.data;
         const slots = set.slots;
