@@ -113,17 +113,17 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
   #settled(endpoint: EndpointState<Req, Res>, params: BalanceParams, start: number, verdict: Classification): void {
     endpoint.pending--;
     let now = Number.NaN;
-    if (start === start) {
+    if (!Number.isNaN(start)) {
       now = this.#clock.now();
       endpoint.observe(now, now - start, params.decayMs);
     }
     // A server's Retry-After (429, 503) is the best estimate of when it is worth calling again:
     // count it as a round trip that long, so the endpoint is avoided and the penalty decays.
     if (verdict.retryAfterMs !== undefined) {
-      if (now !== now) now = this.#clock.now();
+      if (Number.isNaN(now)) now = this.#clock.now();
       endpoint.observe(now, verdict.retryAfterMs, params.decayMs);
     }
-    if (verdict.kind === 'failure') this.#failed(endpoint, params, now === now ? now : this.#clock.now());
+    if (verdict.kind === 'failure') this.#failed(endpoint, params, Number.isNaN(now) ? this.#clock.now() : now);
     else this.#succeeded(endpoint);
     if (endpoint.state === 'removed' && endpoint.pending === 0) this.#closeEndpoint(endpoint);
   }

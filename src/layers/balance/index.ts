@@ -11,8 +11,16 @@
  * the cost, so a slow or overloaded endpoint is avoided within a call or two while every
  * endpoint still gets traffic. P2C needs no sort and no scan: the ready endpoints live in a
  * dense array with swap-remove, so a pick is two random indexes — O(1) at 3 or 10,000
- * endpoints. Round robin, least-request (P2C on pending calls) and weighted (alias table)
- * variants are there for backends where latency says little.
+ * endpoints — and their loads sit in one `Float64Array` rather than on scattered objects, so
+ * the cost stays flat as the set outgrows the CPU cache. Round robin, least-request (P2C on
+ * pending calls) and weighted (alias table) variants are there for backends where latency
+ * says little; they read no clock at all.
+ *
+ * **Cost.** The balancer returns the endpoint's own promise, so the caller awaits it directly
+ * and the balancer adds no promise hop; its bookkeeping (pending count, EWMA, failure accrual)
+ * is a reaction registered on that promise before the caller's, so it is done by the time the
+ * caller resumes. Peak EWMA needs two clock reads per call (the pick reads the one it needs
+ * for decay, which doubles as the start time).
  *
  * **Failure accrual.** Each endpoint counts consecutive failures (as the stack's classifier
  * judges them); at 7 it is ejected for a jittered backoff growing from 1 s to 60 s, after which
