@@ -52,8 +52,13 @@ const plain = new ServiceBuilder({ name: 'plain', registry: false }).retry({ att
 const balanced = new ServiceBuilder({ name: 'balanced', registry: false })
   .retry({ attempts: 2 })
   .balance(new StaticDiscovery(endpoints(3)), () => withCtx);
+const roundRobin = new ServiceBuilder({ name: 'rr', registry: false })
+  .retry({ attempts: 2 })
+  .balance(new StaticDiscovery(endpoints(3)), () => withCtx, { strategy: 'round-robin' });
 cases['stack: retry -> fn'] = async () => (sink += await plain(i++));
 cases['stack: retry -> balance(3, p2c) -> fn'] = async () => (sink += await balanced(i++));
+cases['stack: retry -> balance(3, round-robin) -> fn'] = async () => (sink += await roundRobin(i++));
+cases['bare async call + 2 performance.now()'] = async () => (sink += (await bare(i++)) + performance.now() - performance.now());
 
 const results = await measure(cases, { calls: 100_000, rounds: 7 });
 
@@ -87,11 +92,14 @@ const spread = (strategy: string) => {
 };
 const pickSpread = Math.max(...picks.map((p) => p.ns)) / Math.min(...picks.map((p) => p.ns));
 const added = (ns('stack: retry -> balance(3, p2c) -> fn') - ns('stack: retry -> fn')) / bareNs;
+const addedRoundRobin = (ns('stack: retry -> balance(3, round-robin) -> fn') - ns('stack: retry -> fn')) / bareNs;
+const clockReads = ns('bare async call + 2 performance.now()') - bareNs;
 const checks = [
   check('P2C pick alone, slowest / fastest of 3, 100, 10,000 endpoints', pickSpread, 2),
   check('balancer call (P2C), slowest / fastest of 3, 100, 10,000 endpoints', spread('p2c-peak-ewma'), 2),
   check('balancer call (round robin), slowest / fastest of 3, 100, 10,000 endpoints', spread('round-robin'), 2),
-  check('balancer added to a retry stack, in bare calls', added, 1, ' bare calls'),
+  check('balancer (P2C peak EWMA) added to a retry stack, in bare calls', added, 1, ' bare calls'),
+  check('balancer (round robin, no clock reads) added to a retry stack, in bare calls', addedRoundRobin, 1, ' bare calls'),
 ];
 writeResults(
   'balance',
@@ -103,7 +111,9 @@ writeResults(
     '|---|---:|',
     ...picks.map((p) => `| ${p.n} endpoints | ${p.ns.toFixed(1)} |`),
     '',
-    `The balancer adds ${(ns('stack: retry -> balance(3, p2c) -> fn') - ns('stack: retry -> fn')).toFixed(0)} ns per call to a retry stack (${added.toFixed(2)} bare calls of ${bareNs.toFixed(0)} ns).`,
+    `The balancer adds ${(ns('stack: retry -> balance(3, p2c) -> fn') - ns('stack: retry -> fn')).toFixed(0)} ns per call to a retry stack (${added.toFixed(2)} bare calls of ${bareNs.toFixed(0)} ns) with P2C over peak EWMA, ` +
+      `${(ns('stack: retry -> balance(3, round-robin) -> fn') - ns('stack: retry -> fn')).toFixed(0)} ns (${addedRoundRobin.toFixed(2)} bare calls) with round robin.`,
+    `Peak EWMA needs the round-trip time: its two clock reads (performance.now()) alone cost ${clockReads.toFixed(0)} ns here (${(clockReads / bareNs).toFixed(2)} bare calls).`,
     '',
     ...checks.map((c) => c.line),
   ].join('\n'),
