@@ -103,15 +103,26 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
       promise = Promise.reject(error);
     }
     promise.then(
-      (result) => this.#settled(endpoint, params, start, this.#classifier.classifyResult(result)),
-      (error: unknown) => this.#settled(endpoint, params, start, this.#classifier.classifyError(error)),
+      (result) => this.#settled(endpoint, params, start, false, result),
+      (error: unknown) => this.#settled(endpoint, params, start, true, error),
     );
     return promise;
   }
 
-  /** `start` is NaN when the strategy needs no round-trip times. */
-  #settled(endpoint: EndpointState<Req, Res>, params: BalanceParams, start: number, verdict: Classification): void {
+  /** Never throws: a throw here would reject a promise nobody awaits. */
+  #settled(endpoint: EndpointState<Req, Res>, params: BalanceParams, start: number, threw: boolean, outcome: unknown): void {
     endpoint.pending--;
+    try {
+      const verdict = threw ? this.#classifier.classifyError(outcome) : this.#classifier.classifyResult(outcome);
+      this.#account(endpoint, params, start, verdict);
+    } catch (error) {
+      process.emitWarning(`sidecarless: balancer bookkeeping failed: ${String(error)}`, 'SidecarlessWarning');
+    }
+    if (endpoint.state === 'removed' && endpoint.pending === 0) this.#closeEndpoint(endpoint);
+  }
+
+  /** Load and health accounting of one outcome; `start` is NaN when no round-trip time is kept. */
+  #account(endpoint: EndpointState<Req, Res>, params: BalanceParams, start: number, verdict: Classification): void {
     let now = Number.NaN;
     if (!Number.isNaN(start)) {
       now = this.#clock.now();
@@ -125,7 +136,6 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
     }
     if (verdict.kind === 'failure') this.#failed(endpoint, params, Number.isNaN(now) ? this.#clock.now() : now);
     else this.#succeeded(endpoint);
-    if (endpoint.state === 'removed' && endpoint.pending === 0) this.#closeEndpoint(endpoint);
   }
 
   #pick(params: BalanceParams, now: number): EndpointState<Req, Res> | undefined {

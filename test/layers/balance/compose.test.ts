@@ -1,0 +1,77 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { test } from 'node:test';
+import { ServiceBuilder } from '../../../src/builder/index.js';
+import { CallContext } from '../../../src/core/context.js';
+import { type Endpoint, StaticDiscovery } from '../../../src/discovery/index.js';
+import { balance } from '../../../src/layers/balance/index.js';
+import { MockService } from '../../../src/testing/index.js';
+
+test('a retry above the balancer picks again and lands on a healthy endpoint', async () => {
+  const reset = Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+  const tried: string[] = [];
+  const get = new ServiceBuilder({ registry: false })
+    .retry({ attempts: 1, backoff: { base: '1ms', jitter: 'none' }, budget: false })
+    .balance(
+      new StaticDiscovery([{ address: 'down' }, { address: 'up' }]),
+      (endpoint: Endpoint) => async (ctx: CallContext) => {
+        tried.push(`${ctx.attempt}:${ctx.endpoint}`);
+        if (endpoint.address === 'down') throw reset;
+        return endpoint.address;
+      },
+      { strategy: 'round-robin' },
+    );
+  for (let i = 0; i < 6; i++) assert.equal(await get(), 'up');
+  assert.ok(tried.includes('1:down') && tried.includes('2:up'), tried.join(' '));
+  await get.close();
+});
+
+test('a throwing endpoint factory is reported and that endpoint left out', async () => {
+  const errors: string[] = [];
+  const discovery = new StaticDiscovery([]);
+  const get = new ServiceBuilder({ registry: false }).balance(discovery, (endpoint: Endpoint) => {
+    if (endpoint.address === 'bad') throw new Error('no pool for you');
+    return async () => endpoint.address;
+  });
+  get.events.on('endpoint-factory-error', (e) => errors.push(`${e.endpoint}: ${(e.error as Error).message}`));
+  discovery.set([{ address: 'bad' }, { address: 'good' }]);
+  assert.deepEqual(errors, ['bad: no pool for you']);
+  for (let i = 0; i < 5; i++) assert.equal(await get(), 'good');
+  await get.close();
+});
+
+test('a throwing classifier cannot break the call or leave an unhandled rejection', async () => {
+  const get = new ServiceBuilder({
+    registry: false,
+    classifier: {
+      classifyResult: () => {
+        throw new Error('bad classifier');
+      },
+      classifyError: () => {
+        throw new Error('bad classifier');
+      },
+    },
+  }).balance(new StaticDiscovery([{ address: 'a' }]), () => async () => 'fine');
+  const warning = once(process, 'warning');
+  assert.equal(await get(), 'fine');
+  const [emitted] = (await warning) as [Error];
+  assert.match(emitted.message, /bookkeeping failed: Error: bad classifier/);
+  const dump = (get.stack as unknown as { endpoints(): { pending: number }[] }).endpoints();
+  assert.equal(dump[0]?.pending, 0, 'the pending count is still released');
+  await get.close();
+});
+
+test('as a layer: the wrapped service is ignored and closed with the balancer', async () => {
+  const ignored = new MockService<unknown[], string>();
+  const endpointService = new MockService<unknown[], string>().script({ value: 'from endpoint' });
+  const service = new ServiceBuilder({ registry: false })
+    .layer(balance(new StaticDiscovery([{ address: 'a' }]), () => endpointService))
+    .build(ignored);
+  const ctx = new CallContext();
+  assert.equal(await service.call([], ctx), 'from endpoint');
+  assert.equal(ctx.endpoint, 'a');
+  assert.equal(ignored.calls.length, 0);
+  await service.close?.();
+  assert.equal(ignored.closed, true);
+  assert.equal(endpointService.closed, true);
+});
