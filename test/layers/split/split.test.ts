@@ -6,6 +6,7 @@ import { CallContext } from '../../../src/core/context.js';
 import type { InvalidOptionError } from '../../../src/core/errors.js';
 import { live } from '../../../src/core/params.js';
 import type { Service } from '../../../src/core/service.js';
+import { StaticDiscovery } from '../../../src/discovery/index.js';
 import { type SplitOptions, split } from '../../../src/layers/split/index.js';
 import { seeded } from '../balance/helpers.js';
 
@@ -102,4 +103,26 @@ test('options are checked against the backends, naming the field', () => {
   assert.deepEqual(problem({ rules: [{ backend: 'canary', header: 'x', matches: '(' }] }), ['split.rules.0.matches']);
   assert.throws(() => split({ primary: canary }), /reserved/);
   assert.deepEqual(problem({ weights: { primary: 1, canary: 1 } }), []);
+});
+
+test('a canary split over two balancers: each backend is a whole stack with its own endpoints', async () => {
+  const canary = new ServiceBuilder({ name: 'users-canary', registry: false }).balance(
+    new StaticDiscovery([{ address: 'c1' }]),
+    (e) => async (path: string) => `canary ${e.address} ${path}`,
+  );
+  const get = new ServiceBuilder({ name: 'users', registry: false, random: seeded(4) })
+    .split({ canary: canary.stack }, { weights: { primary: 3, canary: 1 } })
+    .balance(new StaticDiscovery([{ address: 's1' }, { address: 's2' }]), (e) => async (path: string) => `stable ${e.address} ${path}`, {
+      strategy: 'round-robin',
+    });
+  const seen = new Map<string, number>();
+  for (let i = 0; i < 400; i++) {
+    const answer = await get('/x');
+    seen.set(answer, (seen.get(answer) ?? 0) + 1);
+  }
+  assert.deepEqual([...seen.keys()].sort(), ['canary c1 /x', 'stable s1 /x', 'stable s2 /x']);
+  // Expected 100 of 400 for the canary, standard deviation ~8.7: ±50 is over 5 sigma.
+  assert.ok(Math.abs((seen.get('canary c1 /x') ?? 0) - 100) < 50);
+  await get.close();
+  assert.equal(canary.ready(), false, 'closing the split closed the canary stack');
 });
