@@ -67,6 +67,8 @@ export abstract class SetDiscovery implements Discovery {
   #health: DiscoveryHealth = 'pending';
   #lastError: unknown = undefined;
   #consecutiveErrors = 0;
+  #answered: Promise<void> | undefined = undefined;
+  #answer: (() => void) | undefined = undefined;
   protected closed = false;
 
   constructor(source: string, events: EventHub | undefined) {
@@ -97,6 +99,27 @@ export abstract class SetDiscovery implements Discovery {
     return { kind: this.kind, source: this.source, health: this.#health, endpoints: this.#current.size, ...this.stats };
   }
 
+  /**
+   * Resolves once the source has answered (a set, an empty set or an error) or is closed: for a
+   * readiness latch, so calls wait for the first DNS answer rather than fail `none-discovered`.
+   * `readiness.latch('endpoints')` released by `discovery.answered().then(...)`.
+   */
+  answered(): Promise<void> {
+    if (this.#health !== 'pending' || this.closed) return Promise.resolve();
+    if (this.#answered === undefined) {
+      this.#answered = new Promise<void>((resolve) => {
+        this.#answer = resolve;
+      });
+    }
+    return this.#answered;
+  }
+
+  #settleAnswered(): void {
+    const answer = this.#answer;
+    this.#answer = undefined;
+    answer?.();
+  }
+
   /** Number of listeners, for leak checks. */
   get listenerCount(): number {
     return this.#listeners.size;
@@ -105,6 +128,7 @@ export abstract class SetDiscovery implements Discovery {
   close(): void | Promise<void> {
     this.closed = true;
     this.#listeners.clear();
+    this.#settleAnswered();
   }
 
   /** Replaces the set by `next`, delivering only what changed. */
@@ -113,6 +137,7 @@ export abstract class SetDiscovery implements Discovery {
     this.#health = 'ok';
     this.#lastError = undefined;
     this.#consecutiveErrors = 0;
+    this.#settleAnswered();
     const previous = this.#current;
     const current = new Map<string, Endpoint>();
     const changes: Change[] = [];
@@ -159,6 +184,7 @@ export abstract class SetDiscovery implements Discovery {
     this.#consecutiveErrors++;
     this.#health = 'failing';
     this.#lastError = error;
+    this.#settleAnswered();
     if (this.events.wants('discovery-error')) {
       this.events.emit('discovery-error', { source: this.source, kind: this.kind, error, consecutive: this.#consecutiveErrors });
     }

@@ -62,6 +62,8 @@ export interface Discovery {
   endpoints(): ReadonlyMap<string, Endpoint>;
   /** Parameters and state, for describe(). */
   describe(): Readonly<Record<string, unknown>>;
+  /** Resolves once the source has answered at least once (or failed, or closed). */
+  answered?(): Promise<void>;
   /** Stops lookups and timers; listeners get nothing more. Idempotent. */
   close(): void | Promise<void>;
 }

@@ -3,6 +3,7 @@ import { after, before, test } from 'node:test';
 import { ServiceBuilder } from '../../src/builder/index.js';
 import type { InvalidOptionError, NoEndpointsError } from '../../src/core/errors.js';
 import { type Changeset, DnsDiscovery, type DnsDiscoveryOptions, dnsDiscovery } from '../../src/discovery/index.js';
+import { Readiness } from '../../src/layers/readiness/index.js';
 import { VirtualClock } from '../../src/testing/index.js';
 import { aRecords, type DnsServer, startDnsServer } from './dns-server.js';
 
@@ -166,4 +167,16 @@ test('options are checked, naming the field', () => {
     () => dnsDiscovery({ name: 'x.test', port: 80, jitter: 2 } as DnsDiscoveryOptions),
     /dns.jitter: must be a number from 0 to 1/,
   );
+});
+
+test('a readiness latch released on the first answer: the first calls wait for DNS instead of failing', async () => {
+  dns.answer = () => aRecords('users.test', 60, '10.0.0.7');
+  const gate = new Readiness();
+  const latch = gate.latch('dns');
+  const discovery = dnsDiscovery({ name: 'users.test', port: 80, servers: [dns.address], tries: 1 });
+  void discovery.answered().then(() => latch.release());
+  const get = new ServiceBuilder({ registry: false }).readiness(gate).balance(discovery, (e) => async () => e.address);
+  assert.equal(await get(), '10.0.0.7');
+  await get.close();
+  await discovery.answered();
 });
