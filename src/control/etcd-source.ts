@@ -43,8 +43,9 @@ export function etcdSource(options: EtcdSourceOptions): ConfigSource {
 }
 
 // etcd3's default fault policies retry and open a breaker for seconds after a few failures;
-// this source has its own re-read loop, so each call simply fails fast.
-const passThrough = { execute: (fn: (context: { signal: AbortSignal }) => unknown) => fn({ signal: new AbortController().signal }) };
+// this source has its own re-read loop, so each call simply fails fast. (Async: etcd3 chains
+// `.catch` on the result, so a synchronous throw would escape as an uncaught exception.)
+const passThrough = { execute: async (fn: (context: { signal: AbortSignal }) => unknown) => fn({ signal: new AbortController().signal }) };
 
 class EtcdSource implements ConfigSource {
   readonly name: string;
