@@ -1,0 +1,50 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { startControl } from '../../src/cli/control.js';
+import { ControlServer, fileSource } from '../../src/control/index.js';
+
+const until = async (check: () => boolean, what: string) => {
+  const end = Date.now() + 5000;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+};
+
+test('control server validates its file before publishing: an invalid edit is logged and not published', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'sidecarless-control-'));
+  const path = join(dir, 'mesh.yaml');
+  await writeFile(path, 'services:\n  users: { timeout: 1s }\n');
+  const log: string[] = [];
+  const server = new ControlServer({
+    token: 'secret-token',
+    port: 0,
+    source: fileSource(path, { pollIntervalMs: 20 }),
+    log: (l) => log.push(l),
+  });
+  const url = await server.listen();
+  await until(() => server.version !== '', 'first publish');
+  const good = server.version;
+  await writeFile(path, 'services:\n  users: { timeout: 1s, retries: { attempts: -1 } }\n');
+  await until(() => log.some((l) => l.includes('rejected')), 'rejection logged');
+  assert.equal(server.version, good, 'the last good document stays published');
+  assert.ok(log.some((l) => l.includes('services.users.retries.attempts')));
+  const res = await fetch(`${url}/v1/config`, { headers: { authorization: 'Bearer secret-token' } });
+  assert.deepEqual((await res.json()).config, { services: { users: { timeout: '1s' } } });
+  await server.close();
+  await rm(dir, { recursive: true });
+});
+
+test('startControl refuses to run without a token or a source', async () => {
+  const saved = process.env.SIDECARLESS_TOKEN;
+  delete process.env.SIDECARLESS_TOKEN;
+  try {
+    await assert.rejects(startControl({ config: 'examples/mesh.yaml', prefix: '/', port: 0, host: '127.0.0.1', heartbeat: 1000 }), /token/);
+    await assert.rejects(startControl({ token: 'secret-token', prefix: '/', port: 0, host: '127.0.0.1', heartbeat: 1000 }), /exactly one/);
+  } finally {
+    if (saved !== undefined) process.env.SIDECARLESS_TOKEN = saved;
+  }
+});
