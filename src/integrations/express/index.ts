@@ -4,7 +4,8 @@
  * Express 5 middleware for the inbound side: `app.use(meshMiddleware({ concurrency: 200 }))`
  * puts every request through one stack — readiness gate, load shedding over a concurrency (or
  * adaptive) limit, the caller's deadline — and records golden metrics per route pattern
- * (`req.baseUrl + req.route.path`, e.g. `/users/:id`, never the raw path). Refusals are
+ * (`req.baseUrl + req.route.path`, e.g. `/users/:id`, never the raw path; `refused` for
+ * requests refused before Express routed them, `unmatched` for 404s). Refusals are
  * answered here: 503 with `Retry-After` when shed or not ready, 504 when the deadline passes
  * before the handler answered. The request's {@link CallContext} is `res.locals.sidecarless`:
  * pass `ctx.signal` on to downstream calls so they stop when the request's deadline passes.
@@ -85,7 +86,9 @@ export function meshMiddleware(options: MeshMiddlewareOptions = {}): MeshMiddlew
     inbound.handle(exchange, ctx).then(
       (refusal) => {
         if (refusal !== undefined) refuse(res, refusal);
-        inbound.record(req.route === undefined ? undefined : req.baseUrl + String(req.route.path), res.statusCode, startedAt);
+        // Express routes only after admission: a request refused before it has no pattern yet.
+        const route = req.route === undefined ? (refusal !== undefined ? 'refused' : undefined) : req.baseUrl + String(req.route.path);
+        inbound.record(route, res.statusCode, startedAt);
       },
       (error: unknown) => next(error),
     );

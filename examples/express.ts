@@ -1,0 +1,58 @@
+/**
+ * Express 5 with the sidecarless middleware: at most 2 requests at once, the rest shed with
+ * 503 + Retry-After; readiness gating; golden metrics per route pattern; admin routes mounted
+ * under /_mesh.
+ *
+ * Run: node --import tsx examples/express.ts
+ */
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import { createAdminHandler } from '../src/admin/index.js';
+import { meshMiddleware } from '../src/integrations/express/index.js';
+import { MetricsRegistry } from '../src/layers/metrics/index.js';
+import { Readiness } from '../src/layers/readiness/index.js';
+
+const metrics = new MetricsRegistry();
+const readiness = new Readiness();
+const warmup = readiness.latch('cache-warmup');
+const mesh = meshMiddleware({
+  name: 'express-example',
+  concurrency: 2,
+  metrics,
+  readiness,
+  admin: { prefix: '/_mesh', handler: createAdminHandler({ metrics, readiness }) },
+});
+const app = express();
+app.use(mesh);
+app.get('/users/:id', async (req, res) => {
+  await new Promise((r) => setTimeout(r, 50));
+  res.json({ id: req.params.id });
+});
+const server = app.listen(0, '127.0.0.1');
+await once(server, 'listening');
+const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+const before = await fetch(`${url}/users/1`);
+console.log(`before warm-up: ${before.status} ${await before.text()}`);
+console.log(`admin /ready while not ready: ${(await fetch(`${url}/_mesh/ready`)).status}`);
+warmup.release();
+
+const statuses = await Promise.all(
+  Array.from({ length: 5 }, async (_, i) => {
+    const res = await fetch(`${url}/users/${i}`);
+    await res.text();
+    return `${res.status}${res.headers.get('retry-after') ? ` (Retry-After ${res.headers.get('retry-after')})` : ''}`;
+  }),
+);
+console.log(`5 concurrent requests, limit 2: ${statuses.join(', ')}`);
+const routes = metrics
+  .snapshot()[0]
+  ?.routes.map((r) => `${r.route}=${r.requests}`)
+  .join(' ');
+console.log(`requests by route pattern: ${routes}`);
+
+await mesh.close();
+server.closeAllConnections();
+await new Promise<void>((r) => server.close(() => r()));
+console.log('done');

@@ -1,0 +1,38 @@
+/**
+ * Fastify 5 with the sidecarless plugin: load shedding (503 + Retry-After), the caller's
+ * deadline from `x-sidecarless-deadline-ms` (504 when it passes), golden metrics per route
+ * pattern.
+ *
+ * Run: node --import tsx examples/fastify.ts
+ */
+import Fastify from 'fastify';
+import { meshPlugin } from '../src/integrations/fastify/index.js';
+import { MetricsRegistry } from '../src/layers/metrics/index.js';
+
+const metrics = new MetricsRegistry();
+const app = Fastify();
+await app.register(meshPlugin, { name: 'fastify-example', concurrency: 2, metrics });
+app.get('/orders/:id', async (request) => {
+  await new Promise((r) => setTimeout(r, 50));
+  return { id: (request.params as { id: string }).id, deadlineLeft: request.mesh ? 'tracked' : 'none' };
+});
+const url = await app.listen({ port: 0, host: '127.0.0.1' });
+
+const statuses = await Promise.all(
+  Array.from({ length: 5 }, async (_, i) => {
+    const res = await fetch(`${url}/orders/${i}`);
+    await res.text();
+    return res.status;
+  }),
+);
+console.log(`5 concurrent requests, limit 2: ${statuses.join(', ')}`);
+const late = await fetch(`${url}/orders/9`, { headers: { 'x-sidecarless-deadline-ms': '10' } });
+console.log(`with 10 ms of deadline left: ${late.status} ${await late.text()}`);
+await new Promise((r) => setTimeout(r, 60));
+const routes = metrics
+  .snapshot()[0]
+  ?.routes.map((r) => `${r.route}=${r.requests}`)
+  .join(' ');
+console.log(`requests by route pattern: ${routes}`);
+await app.close();
+console.log('done');
