@@ -57,7 +57,18 @@ export {
   type ServiceConfig,
   serviceSchema,
 } from './schema.js';
-export { type ConfiguredOptions, type ConfiguredService, configured, policiesOf, retryOf, timeoutOf } from './selectors.js';
+export {
+  type ConfiguredOptions,
+  type ConfiguredService,
+  concurrencyLimitOf,
+  configured,
+  failureAccrualOf,
+  faultOf,
+  policiesOf,
+  rateLimitOf,
+  retryOf,
+  timeoutOf,
+} from './selectors.js';
 export { type ClientState, ControlServer, type ControlServerOptions } from './server.js';
 export { type ConfigSink, type ConfigSource, contentVersion, type SourceUpdate, type SourceVerdict, staticSource } from './source.js';
 export { createMeshStore, MeshStore, type MeshStoreOptions, writeAtomic } from './store.js';

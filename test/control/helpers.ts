@@ -12,7 +12,12 @@ export function track<T extends { close(): Promise<unknown> }>(thing: T): T {
 
 /** Closes everything tracked (use in `afterEach`). */
 export async function closeOpened(): Promise<void> {
-  await Promise.allSettled(opened.splice(0).reverse().map((o) => o.close()));
+  await Promise.allSettled(
+    opened
+      .splice(0)
+      .reverse()
+      .map((o) => o.close()),
+  );
 }
 
 /** Waits until `check()` holds, polling every 5 ms; throws naming `what` after `ms`. */

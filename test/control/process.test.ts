@@ -74,7 +74,12 @@ test('control server process killed and restarted: clients serve with their snap
   await Promise.all(clients.map((c) => c.store.flush()));
 
   const users = configured(clients[0]!.store, 'users');
-  const call = track(new ServiceBuilder({ name: 'users', registry: false }).timeout(users.timeout).retry(users.retry).service(async (n: number) => n + 1));
+  const call = track(
+    new ServiceBuilder({ name: 'users', registry: false })
+      .timeout(users.timeout)
+      .retry(users.retry)
+      .service(async (n: number) => n + 1),
+  );
 
   await first.close();
   await until(() => clients.every((c) => c.events.some((e) => e.type === 'disconnected')), 'outage noticed');

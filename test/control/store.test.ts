@@ -3,7 +3,12 @@ import { mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { createMeshStore, fileSource, retryOf, staticSource, timeoutOf } from '../../src/control/index.js';
+import { ServiceBuilder } from '../../src/builder/index.js';
+import { configured, createMeshStore, fileSource, retryOf, staticSource, timeoutOf } from '../../src/control/index.js';
+import { circuitBreaker } from '../../src/layers/circuit-breaker/index.js';
+import { concurrencyLimit } from '../../src/layers/concurrency-limit/index.js';
+import { faultInjection } from '../../src/layers/fault-injection/index.js';
+import { rateLimit } from '../../src/layers/rate-limit/index.js';
 import { Readiness } from '../../src/layers/readiness/index.js';
 
 const tmp = () => mkdtemp(join(tmpdir(), 'sidecarless-store-'));
@@ -125,4 +130,25 @@ test('file source without fs.watch falls back to polling; a missing file is a re
   await until(() => timeoutOf(store.current.value, 'a') !== undefined, 'poll');
   await store.close();
   await rm(dir, { recursive: true });
+});
+
+test('every policy of the example config maps onto the real layers, live', async () => {
+  const store = await createMeshStore({ sources: [staticSource(await readFile('examples/mesh.yaml', 'utf8'), 'example')] });
+  assert.equal(store.version, 'example');
+  for (const name of ['users', 'checkout']) {
+    const mesh = configured(store, name, {
+      fallback: { concurrencyLimit: { max: 10 }, rateLimit: { rate: 1000 } },
+    });
+    const call = new ServiceBuilder({ name, registry: false })
+      .layer(faultInjection(mesh.fault))
+      .timeout(mesh.timeout)
+      .retry(mesh.retry)
+      .layer(circuitBreaker(mesh.circuitBreaker))
+      .layer(concurrencyLimit(mesh.concurrencyLimit))
+      .layer(rateLimit(mesh.rateLimit))
+      .service(async (n: number) => n);
+    assert.equal(await call(1).catch(() => 1), 1);
+    await call.close();
+  }
+  await store.close();
 });

@@ -95,7 +95,10 @@ test('server closed and restarted on the same port: clients keep their snapshot 
   await until(() => clients.every((c) => c.store.version === 'v1'), 'v1');
   await first.close();
   await until(() => clients.every((c) => c.events.some((e) => e.type === 'disconnected')), 'disconnects noticed');
-  assert.ok(clients.every((c) => c.store.version === 'v1'), 'the last snapshot stays in force');
+  assert.ok(
+    clients.every((c) => c.store.version === 'v1'),
+    'the last snapshot stays in force',
+  );
 
   const second = track(new ControlServer({ token: TOKEN, port, heartbeatMs: 100, log: quiet }));
   await second.listen();
@@ -127,7 +130,15 @@ test('a silent stream is dropped after missed heartbeats and reconnected', async
   const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
   const events: string[] = [];
   const store = await createMeshStore({
-    sources: [httpSource({ url, token: TOKEN, clientId: 'quiet', reconnect: { base: 10, max: 20 }, onEvent: (e) => events.push(e.type === 'disconnected' ? e.reason : e.type) })],
+    sources: [
+      httpSource({
+        url,
+        token: TOKEN,
+        clientId: 'quiet',
+        reconnect: { base: 10, max: 20 },
+        onEvent: (e) => events.push(e.type === 'disconnected' ? e.reason : e.type),
+      }),
+    ],
   });
   await until(() => connections >= 3, 'reconnects after silence', 3000);
   assert.ok(events.includes('missed heartbeats'), events.join(','));
