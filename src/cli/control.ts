@@ -27,7 +27,11 @@ export async function startControl(flags: ControlFlags): Promise<ControlServer> 
   if ((flags.config === undefined) === (flags.etcd === undefined)) throw new Error('give exactly one of --config <file> or --etcd <url>');
   const source =
     flags.etcd !== undefined
-      ? etcdSource({ hosts: flags.etcd.split(','), prefix: flags.prefix, onError: (e) => process.stderr.write(`control: etcd: ${e.message}\n`) })
+      ? etcdSource({
+          hosts: flags.etcd.split(','),
+          prefix: flags.prefix,
+          onError: (e) => process.stderr.write(`control: etcd: ${e.message}\n`),
+        })
       : fileSource(flags.config as string);
   const server = new ControlServer({ source, token, port: flags.port, host: flags.host, heartbeatMs: flags.heartbeat });
   const url = await server.listen();

@@ -33,7 +33,7 @@ test('control server validates its file before publishing: an invalid edit is lo
   assert.equal(server.version, good, 'the last good document stays published');
   assert.ok(log.some((l) => l.includes('services.users.retries.attempts')));
   const res = await fetch(`${url}/v1/config`, { headers: { authorization: 'Bearer secret-token' } });
-  assert.deepEqual((await res.json()).config, { services: { users: { timeout: '1s' } } });
+  assert.deepEqual(((await res.json()) as { config: unknown }).config, { services: { users: { timeout: '1s' } } });
   await server.close();
   await rm(dir, { recursive: true });
 });
