@@ -5,14 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { startControl } from '../../src/cli/control.js';
 import { ControlServer, fileSource } from '../../src/control/index.js';
-
-const until = async (check: () => boolean, what: string) => {
-  const end = Date.now() + 5000;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
+import { until } from '../control/helpers.js';
 
 test('control server validates its file before publishing: an invalid edit is logged and not published', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'sidecarless-control-'));

@@ -8,8 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
 import { Etcd3 } from 'etcd3';
+import { startControl } from '../../src/cli/control.js';
 import { createMeshStore, etcdSource, type MeshStore, timeoutOf } from '../../src/control/index.js';
-import { closeOpened, track, until } from './helpers.js';
+import { closeOpened, startClients, TOKEN, track, until } from './helpers.js';
 
 afterEach(closeOpened);
 
@@ -148,4 +149,22 @@ test('etcd source: put, change, delete, compaction and etcd restart', { skip, ti
   await admin2.kv.compact({ revision: now.header.revision, physical: true });
   await admin2.put(`${prefix}payments`).value('timeout: 9s\n');
   await until(() => timeout(store, 'users') === '204ms' && timeout(store, 'payments') === '9s', 'caught up after restart', 30_000);
+});
+
+test('control server fed by etcd (sidecarless control --etcd) streams each revision to clients', { skip, timeout: 60_000 }, async () => {
+  const etcd = track(await startEtcd());
+  const admin = new Etcd3({ hosts: etcd.url });
+  track({ close: async () => admin.close() });
+  await admin.put(`${prefix}users`).value('timeout: 1s\n');
+  const server = track(await startControl({ etcd: etcd.url, prefix, port: 0, host: '127.0.0.1', heartbeat: 500, token: TOKEN }));
+  const [client] = await startClients(server.url, 1);
+  await until(() => timeout(client!.store, 'users') === '1s', 'first revision at the client', 10_000);
+  await admin.put(`${prefix}users`).value('timeout: 4s\n');
+  await until(() => timeout(client!.store, 'users') === '4s', 'next revision at the client', 10_000);
+  assert.equal(client!.store.version, server.version);
+  // An invalid value never reaches the clients.
+  await admin.put(`${prefix}users`).value('timeout: later\n');
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(timeout(client!.store, 'users'), '4s');
+  assert.equal(client!.store.lastRejected, undefined);
 });

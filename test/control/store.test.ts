@@ -10,16 +10,9 @@ import { concurrencyLimit } from '../../src/layers/concurrency-limit/index.js';
 import { faultInjection } from '../../src/layers/fault-injection/index.js';
 import { rateLimit } from '../../src/layers/rate-limit/index.js';
 import { Readiness } from '../../src/layers/readiness/index.js';
+import { until } from './helpers.js';
 
 const tmp = () => mkdtemp(join(tmpdir(), 'sidecarless-store-'));
-
-async function until(check: () => boolean, what: string, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 test('defaults, then persisted snapshot, then the source; persisted atomically', async () => {
   const dir = await tmp();
