@@ -1,9 +1,10 @@
 import type { Dispatcher } from 'undici';
 import { z } from 'zod';
+import type { Clock } from '../../core/clock.js';
 import { CallContext } from '../../core/context.js';
-import type { LayerDescription, Service } from '../../core/service.js';
+import type { LayerDescription, Service, StackEnv } from '../../core/service.js';
 import { int, parseOptions } from '../../core/validate.js';
-import { httpClassifier, IDEMPOTENT_METHODS } from '../shared/http.js';
+import { appendHeader, DEADLINE_HEADER, httpClassifier, IDEMPOTENT_METHODS } from '../shared/http.js';
 import { buildOutbound, type OutboundHandle, type OutboundOptions, outboundShape, refuseReplay } from '../shared/outbound.js';
 import { DEFAULT_REPLAY_LIMIT, planBody } from './body.js';
 
@@ -11,6 +12,9 @@ const schema = z.strictObject({
   ...outboundShape,
   retryNonIdempotent: z.boolean({ error: 'must be true or false' }).default(false),
   replayBuffer: int(0, 16 * 1024 * 1024).default(DEFAULT_REPLAY_LIMIT),
+  deadlineHeader: z
+    .union([z.literal(false), z.string().regex(/^[a-z0-9-]+$/i)], { error: 'must be a header name or false' })
+    .default(DEADLINE_HEADER),
 });
 
 /** Options of {@link meshInterceptor}. */
@@ -19,6 +23,8 @@ export interface MeshInterceptorOptions extends OutboundOptions {
   retryNonIdempotent?: boolean;
   /** Bytes of request body that may be replayed. Default 64 KiB. */
   replayBuffer?: number;
+  /** Header carrying the remaining deadline in ms; `false` for none. Default `x-sidecarless-deadline-ms`. */
+  deadlineHeader?: string | false;
 }
 
 type Controller = Dispatcher.DispatchController;
@@ -141,6 +147,14 @@ interface DispatchRequest {
 }
 
 class DispatchService implements Service<DispatchRequest, Attempt> {
+  readonly #clock: Clock;
+  readonly #header: string | false;
+
+  constructor(env: StackEnv, header: string | false) {
+    this.#clock = env.clock;
+    this.#header = header;
+  }
+
   call(req: DispatchRequest, ctx: CallContext): Promise<Attempt> {
     const attempt = new Attempt();
     const promise = new Promise<Attempt>((resolve, reject) => {
@@ -153,7 +167,12 @@ class DispatchService implements Service<DispatchRequest, Attempt> {
     if (ctx.deadline !== Number.POSITIVE_INFINITY) {
       ctx.signal.addEventListener('abort', () => attempt.controller?.abort(ctx.signal.reason), { once: true });
     }
-    req.dispatch(req.opts, attempt as unknown as Handler);
+    let opts = req.opts;
+    if (this.#header !== false && ctx.deadline !== Number.POSITIVE_INFINITY) {
+      const remaining = String(Math.max(0, Math.floor(ctx.deadline - this.#clock.now())));
+      opts = { ...opts, headers: appendHeader(opts.headers, this.#header, remaining) };
+    }
+    req.dispatch(opts, attempt as unknown as Handler);
     if (req.refusal === undefined) return promise;
     const reason = req.refusal;
     return promise.then(
@@ -169,7 +188,7 @@ class DispatchService implements Service<DispatchRequest, Attempt> {
   }
 
   describe(): LayerDescription[] {
-    return [{ layer: 'undici-dispatch', params: {} }];
+    return [{ layer: 'undici-dispatch', params: { deadlineHeader: this.#header } }];
   }
 }
 
@@ -207,7 +226,7 @@ export function meshInterceptor(options: MeshInterceptorOptions = {}): Dispatche
     options,
     httpClassifier(),
     discardAttempt,
-    () => new DispatchService(),
+    (env) => new DispatchService(env, parsed.deadlineHeader),
   );
   const interceptor = (dispatch: Dispatcher['dispatch']): Dispatcher['dispatch'] => {
     return (opts, handler) => {

@@ -6,7 +6,7 @@ import { CallContext } from '../../core/context.js';
 import type { LayerDescription, Service, StackEnv } from '../../core/service.js';
 import { int, parseOptions } from '../../core/validate.js';
 import { baseUrlOf, endpointDiscovery } from '../shared/endpoints.js';
-import { DEADLINE_HEADER, httpClassifier, IDEMPOTENT_METHODS } from '../shared/http.js';
+import { appendHeader, DEADLINE_HEADER, httpClassifier, IDEMPOTENT_METHODS } from '../shared/http.js';
 import { buildOutbound, type OutboundHandle, type OutboundOptions, outboundShape, refuseReplay } from '../shared/outbound.js';
 import { DEFAULT_REPLAY_LIMIT, planBody, planStreamBody } from './body.js';
 
@@ -57,14 +57,6 @@ class UndiciCall {
 
 const NEVER = new CallContext().signal;
 
-function withHeader(headers: RequestOptions['headers'], name: string, value: string): RequestOptions['headers'] {
-  if (headers == null) return { [name]: value };
-  if (Array.isArray(headers)) return [...headers, name, value] as RequestOptions['headers'];
-  if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === 'function')
-    return [...(headers as Iterable<[string, string]>), [name, value]] as RequestOptions['headers'];
-  return { ...(headers as Record<string, string>), [name]: value };
-}
-
 class RequestService implements Service<UndiciCall, Dispatcher.ResponseData> {
   readonly #request: UndiciRequest;
   readonly #clock: Clock;
@@ -85,7 +77,7 @@ class RequestService implements Service<UndiciCall, Dispatcher.ResponseData> {
     if ((signal !== NEVER && signal !== options?.signal) || hasDeadline) {
       options = { ...options, signal };
       if (hasDeadline) {
-        options.headers = withHeader(
+        options.headers = appendHeader(
           options.headers,
           this.#header as string,
           String(Math.max(0, Math.floor(ctx.deadline - this.#clock.now()))),

@@ -101,3 +101,17 @@ export function parseDeadlineHeader(ms: string | string[] | undefined, grpcTimeo
   const unit = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 }[match[2] as 'H'];
   return Number(match[1]) * unit;
 }
+
+/**
+ * A copy of undici-style headers (a plain object, a flat `[name, value, ...]` array, or pairs)
+ * with one more header; the caller's object is never changed.
+ */
+export function appendHeader<H>(input: H, name: string, value: string): H {
+  const headers: unknown = input;
+  if (headers === null || headers === undefined) return { [name]: value } as H;
+  if (Array.isArray(headers)) return (Array.isArray(headers[0]) ? [...headers, [name, value]] : [...headers, name, value]) as H;
+  if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === 'function') {
+    return [...(headers as Iterable<[string, string]>), [name, value]] as H;
+  }
+  return { ...(headers as Record<string, string>), [name]: value } as H;
+}

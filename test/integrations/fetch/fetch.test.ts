@@ -59,6 +59,9 @@ async function server(replies?: Reply[]) {
 test('GET: a 503 is retried and the final response returned whole', async () => {
   const s = await server([503, 503, 200]);
   const fetch = meshFetch({ retry: fast, registry: false });
+  // meshFetch has fetch's exact signature: it can stand wherever a fetch is expected.
+  const asFetch: typeof globalThis.fetch = fetch;
+  assert.equal(typeof asFetch, 'function');
   const res = await fetch(`${s.url}/x`);
   assert.equal(res.status, 200);
   assert.equal(await res.text(), 'reply 200 #3');
@@ -210,12 +213,14 @@ test('meshRequest: undici request through the same stack', async () => {
 
 test('undici interceptor: an opted-in dispatcher retries for plain fetch', async () => {
   const s = await server([503, 502, 200]);
-  const interceptor = meshInterceptor({ retry: fast, registry: false });
+  const interceptor = meshInterceptor({ retry: fast, timeout: '5s', registry: false });
   const agent = new Agent().compose(interceptor);
   const res = await fetch(`${s.url}/i`, { dispatcher: agent } as unknown as RequestInit);
   assert.equal(res.status, 200);
   assert.equal(await res.text(), 'reply 200 #3');
   assert.equal(s.seen.length, 3);
+  const left = Number(s.seen[2]?.headers['x-sidecarless-deadline-ms']);
+  assert.ok(left > 4000 && left <= 5000, `deadline header ${left}`);
   await interceptor.close();
   await agent.close();
 });
