@@ -32,6 +32,7 @@ import { z } from 'zod';
 import type { CallContext } from '../../core/context.js';
 import { InvalidOptionError, ServiceClosedError, SidecarlessError } from '../../core/errors.js';
 import type { MeshEventName, RetrySkipReason, Subscription } from '../../core/events.js';
+import { type CallHooks, callThroughHooks } from '../../core/hooks.js';
 import { describeChain, type Layer, type LayerDescription, type Service, type StackEnv } from '../../core/service.js';
 import { int, parseOptions } from '../../core/validate.js';
 import type { PromRegistryLike } from './exposition.js';
@@ -113,7 +114,7 @@ const promBound = new WeakMap<MetricsRegistry, WeakSet<object>>();
 const otelBound = new WeakSet<MetricsRegistry>();
 
 /** The service of the metrics layer; see the module doc. */
-export class MetricsService<Req, Res> implements Service<Req, Res> {
+export class MetricsService<Req, Res> implements Service<Req, Res>, CallHooks {
   readonly state: MetricsState;
   readonly #inner: Service<Req, Res>;
   readonly #env: StackEnv;
@@ -149,26 +150,33 @@ export class MetricsService<Req, Res> implements Service<Req, Res> {
   }
 
   call(req: Req, ctx: CallContext): Promise<Res> {
-    if (this.#closed) return Promise.reject(new ServiceClosedError({ layer: 'metrics' }));
+    return callThroughHooks(this, this.#inner, req, ctx);
+  }
+
+  /**
+   * @internal the call starts: counted in flight; the token is its start time. Metrics only
+   * look before and after, so the builder runs them fused with neighbouring before/after layers.
+   */
+  admit(ctx: CallContext): number | Error {
+    if (this.#closed) return new ServiceClosedError({ layer: 'metrics' });
+    this.state.route(ctx.route).inFlight++;
+    return this.#env.clock.now();
+  }
+
+  /**
+   * @internal the call settled: recorded with its classification and latency. The route is
+   * read again from the context: routes are chosen before a call enters the stack.
+   */
+  settled(start: number, threw: boolean, outcome: unknown, ctx: CallContext): void {
     const route = this.state.route(ctx.route);
-    const clock = this.#env.clock;
+    route.inFlight--;
     const classifier = this.#env.classifier;
-    const start = clock.now();
-    route.inFlight++;
-    // Two small closures rather than an async frame: one promise hop fewer, measured faster.
-    return this.#inner.call(req, ctx).then(
-      (result) => {
-        route.inFlight--;
-        route.record(ctx.endpoint, classifier.classifyResult(result), clock.now() - start);
-        return result;
-      },
-      (error: unknown) => {
-        route.inFlight--;
-        // Shed, rate-limited, open-circuit, timed-out calls: counted by which layer ended them.
-        if (error instanceof SidecarlessError) this.state.countRefusal(error.layer, error.code);
-        route.record(ctx.endpoint, classifier.classifyError(error), clock.now() - start);
-        throw error;
-      },
+    // Shed, rate-limited, open-circuit, timed-out calls: counted by which layer ended them.
+    if (threw && outcome instanceof SidecarlessError) this.state.countRefusal(outcome.layer, outcome.code);
+    route.record(
+      ctx.endpoint,
+      threw ? classifier.classifyError(outcome) : classifier.classifyResult(outcome),
+      this.#env.clock.now() - start,
     );
   }
 
