@@ -39,20 +39,14 @@ class PendingCall extends DeadlineEntry {
     executorTarget = undefined;
   }
 
-  fulfil(value: unknown): void {
+  /** The inner call settled first: hand its outcome on and drop the deadline. */
+  finish(threw: boolean, outcome: unknown): void {
     if (this.settled) return;
     this.settled = true;
     this.ctx.deadline = this.previousDeadline;
     this.list?.remove(this);
-    this.resolve(value);
-  }
-
-  fail(error: unknown): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.ctx.deadline = this.previousDeadline;
-    this.list?.remove(this);
-    this.reject(error);
+    if (threw) this.reject(outcome);
+    else this.resolve(outcome);
   }
 
   expire(): void {
@@ -113,8 +107,8 @@ export class TimeoutService<Req, Res> implements Service<Req, Res> {
       inner = Promise.reject(error);
     }
     inner.then(
-      (value) => pending.fulfil(value),
-      (error) => pending.fail(error),
+      (value) => pending.finish(false, value),
+      (error) => pending.finish(true, error),
     );
     return pending.promise as Promise<Res>;
   }
