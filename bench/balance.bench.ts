@@ -6,7 +6,7 @@
  * - the same retry stack ending in `.service(fn)` and in `.balance(discovery, () => fn)`: the
  *   difference is what the balancer adds.
  *
- *   node --expose-gc --import tsx bench/balance.bench.ts
+ *   npm run bench:balance
  */
 import { ServiceBuilder } from '../src/builder/index.js';
 import { CallContext } from '../src/core/context.js';
@@ -15,17 +15,12 @@ import { DenseSet, EndpointState, LoadTable } from '../src/layers/balance/endpoi
 import { type BalanceStrategy, balance, resolveBalanceOptions } from '../src/layers/balance/index.js';
 import { Picker } from '../src/layers/balance/pick.js';
 import { check, measure, table, writeResults } from './harness.js';
+import { bare, benchCommand, withCtx } from './peers.js';
 
-const COMMAND = 'node --expose-gc --import tsx bench/balance.bench.ts';
+const COMMAND = benchCommand('balance');
 const SIZES = [3, 100, 10_000];
 
 let sink = 0;
-async function bare(x: number): Promise<number> {
-  return x + 1;
-}
-async function withCtx(x: number, _ctx: unknown): Promise<number> {
-  return x + 1;
-}
 
 function endpoints(n: number) {
   return Array.from({ length: n }, (_, i) => ({ address: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, port: 80 }));

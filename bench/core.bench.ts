@@ -3,7 +3,7 @@
  * bare async call and against cockatiel's wrap(retry, circuitBreaker, timeout) and opossum's
  * fire; the default stack as it grows; and the heap a wrapped service costs.
  *
- *   npm run bench   (compiles with tsc, as users run it, then node --expose-gc build/bench/core.bench.js)
+ *   npm run bench:core   (compiled with tsc, as users run it)
  */
 import {
   ConsecutiveBreaker,
@@ -17,16 +17,11 @@ import {
 import CircuitBreaker from 'opossum';
 import { Readiness, ServiceBuilder } from '../src/index.js';
 import { check, measure, table, writeResults } from './harness.js';
+import { bare, benchCommand, cockatielWrap, opossumBreaker, withCtx } from './peers.js';
 
-const COMMAND = 'npm run bench  (tsc -p tsconfig.bench.json && node --expose-gc build/bench/core.bench.js)';
+const COMMAND = benchCommand('core');
 
 let sink = 0;
-async function bare(x: number): Promise<number> {
-  return x + 1;
-}
-async function withCtx(x: number, _ctx: unknown): Promise<number> {
-  return x + 1;
-}
 
 const readiness = new Readiness();
 const base = new ServiceBuilder({ name: 'bench', registry: false });
@@ -36,12 +31,8 @@ const retryOnly = base.retry({ attempts: 3 }).service(withCtx);
 const withReadiness = base.readiness(readiness).timeout('1s').retry({ attempts: 3 }).service(withCtx);
 const noLayers = base.service(withCtx);
 
-const cockatiel = wrap(
-  cockatielRetry(handleAll, { maxAttempts: 3 }),
-  circuitBreaker(handleAll, { halfOpenAfter: 10_000, breaker: new ConsecutiveBreaker(7) }),
-  cockatielTimeout(1000, TimeoutStrategy.Cooperative),
-);
-const opossum = new CircuitBreaker(bare, { timeout: 1000, errorThresholdPercentage: 50, resetTimeout: 10_000 });
+const cockatiel = cockatielWrap();
+const opossum = opossumBreaker();
 
 let i = 0;
 const results = await measure(

@@ -4,22 +4,17 @@
  * the effective+actual pair, a tracing layer with no tracer registered, and — for scale — what
  * counting in prom-client directly would cost (a `Histogram.observe` and a `Counter.inc` per call).
  *
- *   node --expose-gc --import tsx bench/metrics.bench.ts
+ *   npm run bench:metrics
  */
 import { availableParallelism, loadavg } from 'node:os';
 import { Counter, Histogram, Registry } from 'prom-client';
 import { MetricsRegistry, ServiceBuilder } from '../src/index.js';
 import { check, measure, table, writeResults } from './harness.js';
+import { bare, benchCommand, withCtx } from './peers.js';
 
-const COMMAND = 'node --expose-gc --import tsx bench/metrics.bench.ts';
+const COMMAND = benchCommand('metrics');
 
 let sink = 0;
-async function bare(x: number): Promise<number> {
-  return x + 1;
-}
-async function withCtx(x: number, _ctx: unknown): Promise<number> {
-  return x + 1;
-}
 
 const registry = new MetricsRegistry();
 const base = new ServiceBuilder({ name: 'bench', registry: false });

@@ -5,30 +5,15 @@
  * per-call cost with a 100-call and a 100,000-call window (it must not grow: ring buckets with
  * running sums, no scan per call).
  *
- *   npm run bench:resilience   (node --expose-gc --import tsx bench/resilience.bench.ts)
+ *   npm run bench:resilience
  */
-import {
-  ConsecutiveBreaker,
-  circuitBreaker as cockatielBreaker,
-  retry as cockatielRetry,
-  timeout as cockatielTimeout,
-  handleAll,
-  TimeoutStrategy,
-  wrap,
-} from 'cockatiel';
-import CircuitBreaker from 'opossum';
 import { ServiceBuilder } from '../src/index.js';
 import { check, measure, table, writeResults } from './harness.js';
+import { bare, benchCommand, cockatielWrap, opossumBreaker, withCtx } from './peers.js';
 
-const COMMAND = 'node --expose-gc --import tsx bench/resilience.bench.ts';
+const COMMAND = benchCommand('resilience');
 
 let sink = 0;
-async function bare(x: number): Promise<number> {
-  return x + 1;
-}
-async function withCtx(x: number, _ctx: unknown): Promise<number> {
-  return x + 1;
-}
 
 const base = new ServiceBuilder({ name: 'bench', registry: false });
 const full = base.timeout('1s').retry({ attempts: 3 }).circuitBreaker().concurrencyLimit({ max: 1000 }).service(withCtx);
@@ -43,12 +28,8 @@ const window100 = rateWindow(100);
 const window100k = rateWindow(100_000);
 const timeWindow = base.circuitBreaker({ failureRate: { threshold: 0.5, window: { duration: '10s', buckets: 100 } } }).service(withCtx);
 
-const cockatiel = wrap(
-  cockatielRetry(handleAll, { maxAttempts: 3 }),
-  cockatielBreaker(handleAll, { halfOpenAfter: 10_000, breaker: new ConsecutiveBreaker(7) }),
-  cockatielTimeout(1000, TimeoutStrategy.Cooperative),
-);
-const opossum = new CircuitBreaker(bare, { timeout: 1000, errorThresholdPercentage: 50, resetTimeout: 10_000 });
+const cockatiel = cockatielWrap();
+const opossum = opossumBreaker();
 
 let i = 0;
 const results = await measure(
