@@ -28,7 +28,6 @@ import { meshFetch, meshRequest } from '../src/integrations/fetch/index.js';
 import { check, writeResults } from './harness.js';
 
 const COMMAND = 'node --expose-gc --import tsx bench/http.bench.ts';
-const ROUNDS = 7;
 const REQUESTS = { 1: 1500, 32: 6000 } as const;
 
 /** A free loopback port. */
@@ -163,7 +162,8 @@ async function compare(cases: Record<string, () => Promise<unknown>>, concurrenc
     await run(call, 500, concurrency); // warm up: connections, JIT
   }
   const entries = Object.entries(cases);
-  for (let round = 0; round < ROUNDS; round++) {
+  // As many rounds as cases: each case runs first (right after the GC) exactly once.
+  for (let round = 0; round < entries.length; round++) {
     // Each round starts with another case, so no case always runs first (after the GC) or last.
     for (let k = 0; k < entries.length; k++) {
       const [name, call] = entries[(round + k) % entries.length] as [string, () => Promise<unknown>];
@@ -203,6 +203,8 @@ const cases: Record<string, () => Promise<unknown>> = {
   'bare fetch': () => fetch(target).then(drain),
   'meshFetch (default stack)': () => meshed(target).then(drain),
 };
+// The same bare fetch again: how far apart two identical cases land says how noisy the run is.
+cases['bare fetch (control, same as the first)'] = () => fetch(target).then(drain);
 if (sidecar !== undefined) cases['fetch via haproxy sidecar (retries 2)'] = () => fetch(`${sidecar.url}/users/42`).then(drain);
 cases['meshRequest (undici, default stack)'] = () => meshedRequest(target).then((r) => r.body.dump());
 cases['bare undici request'] = () => undiciRequest(target).then((r) => r.body.dump());
@@ -236,12 +238,15 @@ writeResults(
   'http',
   COMMAND,
   [
-    `Loopback; upstream node:http in a worker thread; ${ROUNDS} interleaved rounds (rotating order) of ${REQUESTS[1]} (concurrency 1) and ${REQUESTS[32]} (concurrency 32) requests per case, median round.`,
+    `Loopback; upstream node:http in a worker thread; ${Object.keys(cases).length} interleaved rounds (rotating order, one per case) of ${REQUESTS[1]} (concurrency 1) and ${REQUESTS[32]} (concurrency 32) requests per case, median round.`,
     `haproxy: ${sidecar === undefined ? 'unavailable' : execFileSync('haproxy', ['-v']).toString().split('\n')[0]}, keep-alive both sides, \`retries 2\`, \`retry-on conn-failure empty-response response-timeout 503 504\`.`,
     '',
     tableOf('concurrency 1', results[1] as Record<string, CaseStats>),
     '',
     tableOf('concurrency 32', results[32] as Record<string, CaseStats>),
+    '',
+    'The control row is the first row measured again: its distance from 1.000x is the noise of this run (other',
+    'processes on the machine, GC); ratios inside that distance are not differences.',
     '',
     '### Targets',
     '',

@@ -12,9 +12,9 @@
  *   `replayRefused` and published as a `replay-refused` event; the body of a response that will
  *   be retried is cancelled; the remaining deadline travels in the `x-sidecarless-deadline-ms`
  *   header (whole milliseconds, relative like `grpc-timeout`; the Express and Fastify
- *   integrations read it, and `grpc-timeout`); with `endpoints` each attempt goes to one of the
- *   service's endpoints, chosen by P2C over peak-EWMA RTT (the integrations' own picker, in
- *   `shared/endpoints.ts`).
+ *   integrations read it, and `grpc-timeout`); with `endpoints` (or a `discovery`) each attempt
+ *   goes to one of the service's endpoints through the balance layer (P2C over peak-EWMA,
+ *   failure accrual), so a retry may land on another endpoint.
  * - {@link meshRequest} — the same stack over undici's `request`, which costs about half of
  *   what `fetch` costs per call.
  * - {@link meshInterceptor} — an undici interceptor (`Dispatcher.compose`), so a process can
