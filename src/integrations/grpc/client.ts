@@ -73,11 +73,13 @@ class GrpcService implements Service<GrpcRequest, unknown> {
   readonly #client: grpc.Client;
   readonly #target: string;
   readonly #clock: Clock;
+  readonly #owned: boolean;
 
-  constructor(client: grpc.Client, target: string, env: StackEnv) {
+  constructor(client: grpc.Client, target: string, env: StackEnv, owned: boolean) {
     this.#client = client;
     this.#target = target;
     this.#clock = env.clock;
+    this.#owned = owned;
   }
 
   call(req: GrpcRequest, ctx: CallContext): Promise<unknown> {
@@ -126,7 +128,7 @@ class GrpcService implements Service<GrpcRequest, unknown> {
   }
 
   close(): void {
-    this.#client.close();
+    if (this.#owned) this.#client.close();
   }
 }
 
@@ -179,24 +181,58 @@ export function meshGrpcClient<C extends grpc.Client>(Client: GrpcClientConstruc
   const discovery = endpointDiscovery(parsed.endpoints, 'meshGrpcClient.endpoints') ?? options.discovery;
   if (discovery === undefined)
     throw new InvalidOptionError('meshGrpcClient.endpoints', 'must list at least one "host:port" (or give a discovery)');
-  // Method names as the generated client has them (camelCase) and as the proto spells them.
-  const methods = new Map<string, { name: string; streaming: boolean }>();
-  for (const [name, definition] of Object.entries(Client.service)) {
-    if (definition.requestStream) continue;
-    const entry = { name, streaming: definition.responseStream };
-    methods.set(name, entry);
-    if (definition.originalName !== undefined) methods.set(definition.originalName, entry);
-  }
   const { service, env, handle } = buildOutbound<GrpcRequest, unknown>(
     options,
     grpcClassifier,
     discardStream,
     (env, endpoint) => {
       const target = targetOf(endpoint as Endpoint);
-      return new GrpcService(new Client(target, credentials, channelOptions), target, env);
+      return new GrpcService(new Client(target, credentials, channelOptions), target, env, true);
     },
     discovery,
   );
+  return meshedMethods(Client.service, service, env, handle);
+}
+
+/**
+ * Wraps an existing generated client (one channel) with the stack: its unary and
+ * server-streaming methods go through timeout and retries. Its channel's options cannot be
+ * changed any more: create it with {@link NO_GRPC_RETRIES} so grpc-js does not retry as well.
+ * `close()` closes the client too unless `closeClient: false`.
+ */
+export function meshGrpc(client: grpc.Client, options: OutboundOptions & { closeClient?: boolean } = {}): MeshGrpcClient {
+  const Client = client?.constructor as GrpcClientConstructor | undefined;
+  if (typeof client?.getChannel !== 'function' || typeof Client?.service !== 'object') {
+    throw new InvalidOptionError('meshGrpc.client', 'must be an instance of a generated gRPC client');
+  }
+  const { closeClient = true, ...rest } = options;
+  const { service, env, handle } = buildOutbound<GrpcRequest, unknown>(
+    rest,
+    grpcClassifier,
+    discardStream,
+    (stackEnv) => new GrpcService(client, client.getChannel().getTarget(), stackEnv, closeClient),
+  );
+  return meshedMethods(Client.service, service, env, handle);
+}
+
+/** Channel options that switch grpc-js's own retries off, for clients wrapped by {@link meshGrpc}. */
+export const NO_GRPC_RETRIES: grpc.ChannelOptions = Object.freeze({ 'grpc.enable_retries': 0 });
+
+/** The promise-returning calls over a built stack, checked against the service definition. */
+function meshedMethods(
+  definition: grpc.ServiceDefinition,
+  service: Service<GrpcRequest, unknown>,
+  env: StackEnv,
+  handle: OutboundHandle,
+): MeshGrpcClient {
+  // Method names as the generated client has them (camelCase) and as the proto spells them.
+  const methods = new Map<string, { name: string; streaming: boolean }>();
+  for (const [name, method] of Object.entries(definition)) {
+    if (method.requestStream) continue;
+    const entry = { name, streaming: method.responseStream };
+    methods.set(name, entry);
+    if (method.originalName !== undefined) methods.set(method.originalName, entry);
+  }
 
   const start = (method: string, streaming: boolean, request: unknown, callOptions: GrpcCallOptions | undefined): Promise<unknown> => {
     const entry = methods.get(method);

@@ -3,8 +3,9 @@
  *
  * gRPC clients (`@grpc/grpc-js`, an optional peer loaded only by this module) through a
  * sidecarless stack. {@link meshGrpcClient} takes a generated client constructor and the
- * service's endpoints, opens one channel per endpoint, and offers promise-returning
- * `unary(method, request, options)` and `serverStream(method, request, options)` calls:
+ * service's endpoints (or a discovery), opens one channel per endpoint, and offers
+ * promise-returning `unary(method, request, options)` and `serverStream(method, request,
+ * options)` calls; {@link meshGrpc} does the same over one generated client you already have:
  *
  * - each attempt goes to the less loaded of two random endpoints (P2C over peak-EWMA RTT);
  * - outcomes are classified by status ({@link grpcClassifier}): UNAVAILABLE and
@@ -26,5 +27,7 @@ export {
   type GrpcClientConstructor,
   type MeshGrpcClient,
   type MeshGrpcClientOptions,
+  meshGrpc,
   meshGrpcClient,
+  NO_GRPC_RETRIES,
 } from './client.js';

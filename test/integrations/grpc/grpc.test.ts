@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { TimeoutError } from '../../../src/core/errors.js';
-import { meshGrpcClient } from '../../../src/integrations/grpc/index.js';
+import { meshGrpc, meshGrpcClient, NO_GRPC_RETRIES } from '../../../src/integrations/grpc/index.js';
 import type { RetryOptions } from '../../../src/layers/retry/index.js';
 
 const definition = protoLoader.loadSync(new URL('../../../examples/proto/greeter.proto', import.meta.url).pathname);
@@ -134,4 +134,15 @@ test('balanced over endpoints: one channel each, the slow one avoided', async ()
   await client.close();
   slow.close();
   quick.close();
+});
+
+test('meshGrpc wraps a generated client you already have', async () => {
+  const s = await startServer('a', (call, n) => (n === 1 ? fail(grpc.status.RESOURCE_EXHAUSTED) : `hi ${call.request.name}`));
+  const existing = new Greeter(s.address, grpc.credentials.createInsecure(), NO_GRPC_RETRIES);
+  const client = meshGrpc(existing, { retry: fast, registry: false });
+  assert.equal((await client.unary<{ message: string }>('sayHello', { name: 'bo' })).message, 'hi bo');
+  assert.equal(s.seen.length, 2);
+  assert.throws(() => meshGrpc({} as grpc.Client), /meshGrpc\.client/);
+  await client.close();
+  s.close();
 });
