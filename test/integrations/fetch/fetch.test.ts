@@ -189,6 +189,32 @@ test('endpoints: requests are steered away from the slow endpoint', async (t) =>
   assert.equal(quick.seen[0]?.headers.host, new URL(quick.url).host);
 });
 
+test('the body of a response that is retried is cancelled: the server sees that stream end early', async (t) => {
+  let calls = 0;
+  let firstClosedEarly: Promise<boolean> | undefined;
+  const upstream = createServer((_req, res) => {
+    calls++;
+    if (calls > 1) return void res.end('fine');
+    // A 503 whose body never ends on its own: only the client's cancel ends it.
+    res.writeHead(503, { 'content-type': 'text/plain' });
+    const timer = setInterval(() => res.write('x'.repeat(1024)), 5);
+    firstClosedEarly = new Promise((resolve) => res.on('close', () => resolve(!res.writableEnded)));
+    res.on('close', () => clearInterval(timer));
+  });
+  upstream.listen(0, '127.0.0.1');
+  await once(upstream, 'listening');
+  t.after(() => {
+    upstream.closeAllConnections();
+    upstream.close();
+  });
+  const fetch = meshFetch({ retry: fast, registry: false });
+  const res = await fetch(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}/`);
+  assert.equal(await res.text(), 'fine');
+  const bounded = new Promise<boolean>((resolve) => setTimeout(resolve, 2000, false).unref());
+  assert.equal(await Promise.race([firstClosedEarly, bounded]), true, 'the first body was cancelled');
+  await fetch.close();
+});
+
 test('invalid options name the field and what is allowed', () => {
   assert.throws(
     () => meshFetch({ replayBuffer: -1 }),
