@@ -69,3 +69,22 @@ test('fastify: the incoming grpc-timeout style deadline gives 504', async () => 
   await new Promise((resolve) => setTimeout(resolve, 300));
   await app.close();
 });
+
+test('fastify: with an adaptive limit, requests beyond it are shed too', async () => {
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  const app = Fastify();
+  await app.register(meshPlugin, { adaptive: { initialLimit: 1, minLimit: 1, maxLimit: 1 }, metrics: false });
+  app.get('/slow', async () => {
+    await held;
+    return 'done';
+  });
+  const url = await app.listen({ port: 0, host: '127.0.0.1' });
+  const first = fetch(`${url}/slow`);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal((await fetch(`${url}/slow`)).status, 503);
+  release();
+  assert.equal((await first).status, 200);
+  assert.equal(app.mesh.ready, true);
+  await app.close();
+});
