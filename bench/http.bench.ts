@@ -14,7 +14,7 @@
  * Cases are interleaved round by round, each round starting with the next case, and the median
  * round is reported, so drift of the machine affects all alike. Bounded: a fixed number of requests per round.
  *
- *   npm run bench:http   (node --expose-gc --import tsx bench/http.bench.ts)
+ *   npm run bench:http
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -26,8 +26,9 @@ import { Worker } from 'node:worker_threads';
 import { request as undiciRequest } from 'undici';
 import { meshFetch, meshRequest } from '../src/integrations/fetch/index.js';
 import { check, writeResults } from './harness.js';
+import { benchCommand } from './peers.js';
 
-const COMMAND = 'node --expose-gc --import tsx bench/http.bench.ts';
+const COMMAND = benchCommand('http');
 const REQUESTS = { 1: 1500, 32: 6000 } as const;
 
 /** A free loopback port. */
