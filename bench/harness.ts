@@ -9,6 +9,7 @@
  * `node --expose-gc build/bench/<name>.bench.js` from the repository root. Results are printed
  * as a table and written to bench/results/<name>.md with the command that produced them.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { arch, cpus, platform } from 'node:os';
 import { join } from 'node:path';
@@ -33,13 +34,25 @@ export interface MeasureOptions {
 const gc = (globalThis as { gc?: () => void }).gc;
 
 async function round(fn: () => Promise<unknown>, calls: number): Promise<{ ns: number; bytes: number }> {
-  gc?.();
-  const heapBefore = process.memoryUsage().heapUsed;
+  // Timed without forcing a collection first: a full gc before each round shrinks the young
+  // generation again and charges allocation-heavy cases for scavenges a running process
+  // would not do.
   const start = process.hrtime.bigint();
   for (let i = 0; i < calls; i++) await fn();
   const ns = Number(process.hrtime.bigint() - start) / calls;
-  const bytes = Math.max(0, process.memoryUsage().heapUsed - heapBefore) / calls;
-  return { ns, bytes };
+  return { ns, bytes: await allocation(fn) };
+}
+
+/**
+ * Bytes allocated per call, roughly: the heap's growth over a short pass after a gc. Young
+ * objects not yet collected are counted; a scavenge during the pass would undercount.
+ */
+async function allocation(fn: () => Promise<unknown>): Promise<number> {
+  const calls = 2000;
+  gc?.();
+  const before = process.memoryUsage().heapUsed;
+  for (let i = 0; i < calls; i++) await fn();
+  return Math.max(0, process.memoryUsage().heapUsed - before) / calls;
 }
 
 const median = (values: number[]): number => {
@@ -47,13 +60,23 @@ const median = (values: number[]): number => {
   return sorted[Math.floor(sorted.length / 2)] as number;
 };
 
-/**
- * Measures each case (the first is the baseline) in interleaved rounds, so drift of the machine
- * affects all cases alike, and reports the median round of each.
- */
-export async function measure(cases: Record<string, () => Promise<unknown>>, options: MeasureOptions = {}): Promise<CaseResult[]> {
-  const calls = options.calls ?? 200_000;
-  const rounds = options.rounds ?? 7;
+/** Options of {@link measure}. */
+export interface IsolationOptions extends MeasureOptions {
+  /**
+   * Measure each case in its own process, beside the baseline (default true). In one process
+   * every stack shares the call sites of the layers' code, which turns them polymorphic and
+   * charges each case for the others; alone, each case is measured as an application with that
+   * stack would run it. `false` measures everything in this process.
+   */
+  isolate?: boolean;
+}
+
+function caseArgument(): string | undefined {
+  const index = process.argv.indexOf('--case');
+  return index >= 0 ? process.argv[index + 1] : undefined;
+}
+
+async function interleaved(cases: Record<string, () => Promise<unknown>>, calls: number, rounds: number) {
   const names = Object.keys(cases);
   const samples = new Map<string, { ns: number[]; bytes: number[] }>(names.map((n) => [n, { ns: [], bytes: [] }]));
   for (const name of names) await round(cases[name] as () => Promise<unknown>, Math.min(calls, 20_000)); // warm up
@@ -64,12 +87,47 @@ export async function measure(cases: Record<string, () => Promise<unknown>>, opt
       samples.get(name)?.bytes.push(bytes);
     }
   }
-  const baseline = median(samples.get(names[0] as string)?.ns ?? [1]);
-  return names.map((name) => {
-    const s = samples.get(name) as { ns: number[]; bytes: number[] };
-    const ns = median(s.ns);
-    return { name, nsPerCall: ns, bytesPerCall: median(s.bytes), ratio: ns / baseline };
-  });
+  return new Map(names.map((name) => [name, { ns: median(samples.get(name)?.ns ?? []), bytes: median(samples.get(name)?.bytes ?? []) }]));
+}
+
+/**
+ * Measures each case against the baseline (the first case) in interleaved rounds, so drift of
+ * the machine affects both alike, and reports the median round. By default each case runs in a
+ * child process of this bench (`--case <name>`) with the baseline beside it; the ratio is taken
+ * within that process.
+ */
+export async function measure(cases: Record<string, () => Promise<unknown>>, options: IsolationOptions = {}): Promise<CaseResult[]> {
+  const calls = options.calls ?? 200_000;
+  const rounds = options.rounds ?? 7;
+  const names = Object.keys(cases);
+  const baselineName = names[0] as string;
+  const child = caseArgument();
+  if (child !== undefined) {
+    const subset: Record<string, () => Promise<unknown>> = { [baselineName]: cases[baselineName] as () => Promise<unknown> };
+    subset[child] = cases[child] as () => Promise<unknown>;
+    const measured = await interleaved(subset, calls, rounds);
+    process.stdout.write(`${JSON.stringify({ baseline: measured.get(baselineName), case: measured.get(child) })}\n`);
+    process.exit(0);
+  }
+  if (options.isolate === false) {
+    const measured = await interleaved(cases, calls, rounds);
+    const base = measured.get(baselineName)?.ns ?? 1;
+    return names.map((name) => {
+      const m = measured.get(name) as { ns: number; bytes: number };
+      return { name, nsPerCall: m.ns, bytesPerCall: m.bytes, ratio: m.ns / base };
+    });
+  }
+  const baselines: number[] = [];
+  const results: CaseResult[] = [];
+  for (const name of names.slice(1)) {
+    const run = spawnSync(process.execPath, [...process.execArgv, process.argv[1] as string, '--case', name], { encoding: 'utf8' });
+    const line = run.stdout.trim().split('\n').pop() ?? '';
+    if (run.status !== 0 || !line.startsWith('{')) throw new Error(`bench case "${name}" failed: ${run.stderr || line}`);
+    const parsed = JSON.parse(line) as { baseline: { ns: number }; case: { ns: number; bytes: number } };
+    baselines.push(parsed.baseline.ns);
+    results.push({ name, nsPerCall: parsed.case.ns, bytesPerCall: parsed.case.bytes, ratio: parsed.case.ns / parsed.baseline.ns });
+  }
+  return [{ name: baselineName, nsPerCall: median(baselines), bytesPerCall: 0, ratio: 1 }, ...results];
 }
 
 /** Formats results as a markdown table. */
