@@ -1,9 +1,3 @@
 export { FunctionService } from './function-service.js';
-export {
-  type ArgsOf,
-  type BuilderOptions,
-  type CallOptions,
-  type MeshFunction,
-  ServiceBuilder,
-  type ServiceOptions,
-} from './service-builder.js';
+export type { CallOptions, MeshFunction, ServiceOptions } from './mesh-function.js';
+export { type ArgsOf, type BuilderOptions, ServiceBuilder } from './service-builder.js';
