@@ -4,21 +4,7 @@ import type { Layer } from '../../../src/core/service.js';
 import { FusedService, type MeshEventName, type MeshEvents, type MeshFunction, ServiceBuilder } from '../../../src/index.js';
 import { flushMicrotasks, MockService, VirtualClock } from '../../../src/testing/index.js';
 
-/** Observes a promise so a test can check how, and how many times, it settled. */
-export function observe<T>(promise: Promise<T>) {
-  const seen = { settled: 0, value: undefined as T | undefined, error: undefined as unknown };
-  promise.then(
-    (v) => {
-      seen.settled++;
-      seen.value = v;
-    },
-    (e: unknown) => {
-      seen.settled++;
-      seen.error = e;
-    },
-  );
-  return seen;
-}
+export { observe } from '../../support/leaks.js';
 
 /** A stack of `layers` over a mock, in virtual time, with `random` fixed. */
 export function setup(layers: (b: ServiceBuilder) => ServiceBuilder, options: { random?: () => number; classifier?: any } = {}) {

@@ -14,6 +14,7 @@ import {
 } from '../../../src/index.js';
 import { type HedgeOptions, type HedgeService, hedge } from '../../../src/layers/hedge/index.js';
 import { flushMicrotasks, MockService, VirtualClock } from '../../../src/testing/index.js';
+import { observe } from '../../support/leaks.js';
 
 function setup(options: HedgeOptions, build: (b: ServiceBuilder) => ServiceBuilder = (b) => b) {
   const clock = new VirtualClock();
@@ -22,22 +23,6 @@ function setup(options: HedgeOptions, build: (b: ServiceBuilder) => ServiceBuild
   const fn = builder.layer(hedge(options)).service(mock.fn) as unknown as MeshFunction<[string], string>;
   const layer = fn.stack as unknown as HedgeService<unknown, unknown>;
   return { clock, mock, fn, layer };
-}
-
-/** Observes a promise so the test can check how (and how often) it settled. */
-function observe<T>(promise: Promise<T>) {
-  const seen = { settled: 0, value: undefined as T | undefined, error: undefined as unknown };
-  promise.then(
-    (v) => {
-      seen.settled++;
-      seen.value = v;
-    },
-    (e: unknown) => {
-      seen.settled++;
-      seen.error = e;
-    },
-  );
-  return seen;
 }
 
 test('hedge: slow primary, the hedge wins after the fixed delay and the primary is aborted', async () => {
