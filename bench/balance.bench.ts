@@ -14,7 +14,7 @@ import { StaticDiscovery } from '../src/discovery/index.js';
 import { DenseSet, EndpointState, LoadTable } from '../src/layers/balance/endpoint.js';
 import { type BalanceStrategy, balance, resolveBalanceOptions } from '../src/layers/balance/index.js';
 import { Picker } from '../src/layers/balance/pick.js';
-import { check, measure, table, writeResults } from './harness.js';
+import { type CaseResult, check, measure, table, writeResults } from './harness.js';
 import { bare, benchCommand, withCtx } from './peers.js';
 
 const COMMAND = benchCommand('balance');
@@ -79,7 +79,8 @@ function pickNs(n: number): number {
 }
 const picks = SIZES.map((n) => ({ n, ns: pickNs(n) }));
 
-const ns = (name: string) => results.find((r) => r.name === name)?.nsPerCall ?? Number.NaN;
+// Each case ran in its own process beside the bare call: its ratio, in bare-call nanoseconds.
+const ns = (name: string) => (results.find((r) => r.name === name)?.ratio ?? Number.NaN) * (results[0] as CaseResult).nsPerCall;
 const bareNs = ns('bare async call');
 const spread = (strategy: string) => {
   const values = SIZES.map((n) => ns(`balancer call, ${strategy}, ${n} endpoints`));

@@ -44,15 +44,19 @@ async function round(fn: () => Promise<unknown>, calls: number): Promise<{ ns: n
 }
 
 /**
- * Bytes allocated per call, roughly: the heap's growth over a short pass after a gc. Young
- * objects not yet collected are counted; a scavenge during the pass would undercount.
+ * Bytes allocated per call, roughly: the heap's growth over short passes of warm code. No gc is
+ * forced (a forced full gc leaves the next calls running colder code that allocates more); a
+ * pass during which a scavenge ran shows less growth, so the largest of several passes is kept.
  */
 async function allocation(fn: () => Promise<unknown>): Promise<number> {
-  const calls = 2000;
-  gc?.();
-  const before = process.memoryUsage().heapUsed;
-  for (let i = 0; i < calls; i++) await fn();
-  return Math.max(0, process.memoryUsage().heapUsed - before) / calls;
+  const calls = 1000;
+  let most = 0;
+  for (let pass = 0; pass < 10; pass++) {
+    const before = process.memoryUsage().heapUsed;
+    for (let i = 0; i < calls; i++) await fn();
+    most = Math.max(most, process.memoryUsage().heapUsed - before);
+  }
+  return most / calls;
 }
 
 const median = (values: number[]): number => {
@@ -118,16 +122,18 @@ export async function measure(cases: Record<string, () => Promise<unknown>>, opt
     });
   }
   const baselines: number[] = [];
+  const baselineBytes: number[] = [];
   const results: CaseResult[] = [];
   for (const name of names.slice(1)) {
     const run = spawnSync(process.execPath, [...process.execArgv, process.argv[1] as string, '--case', name], { encoding: 'utf8' });
     const line = run.stdout.trim().split('\n').pop() ?? '';
     if (run.status !== 0 || !line.startsWith('{')) throw new Error(`bench case "${name}" failed: ${run.stderr || line}`);
-    const parsed = JSON.parse(line) as { baseline: { ns: number }; case: { ns: number; bytes: number } };
+    const parsed = JSON.parse(line) as { baseline: { ns: number; bytes: number }; case: { ns: number; bytes: number } };
     baselines.push(parsed.baseline.ns);
+    baselineBytes.push(parsed.baseline.bytes);
     results.push({ name, nsPerCall: parsed.case.ns, bytesPerCall: parsed.case.bytes, ratio: parsed.case.ns / parsed.baseline.ns });
   }
-  return [{ name: baselineName, nsPerCall: median(baselines), bytesPerCall: 0, ratio: 1 }, ...results];
+  return [{ name: baselineName, nsPerCall: median(baselines), bytesPerCall: median(baselineBytes), ratio: 1 }, ...results];
 }
 
 /** Formats results as a markdown table. */

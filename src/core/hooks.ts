@@ -69,6 +69,33 @@ async function runAdmitted<Req, Res>(
   return value;
 }
 
+/** {@link runAdmitted} for a group of one, without the arrays. */
+async function runAdmittedOne<Req, Res>(
+  hook: CallHooks,
+  token: number,
+  target: Service<Req, Res>,
+  req: Req,
+  ctx: CallContext,
+): Promise<Res> {
+  let value: Res;
+  try {
+    value = await target.call(req, ctx);
+  } catch (error) {
+    settleOne(hook, token, true, error, ctx);
+    throw error;
+  }
+  settleOne(hook, token, false, value, ctx);
+  return value;
+}
+
+function settleOne(hook: CallHooks, token: number, threw: boolean, outcome: unknown, ctx: CallContext): void {
+  try {
+    hook.settled(token, threw, outcome, ctx);
+  } catch (error) {
+    process.emitWarning(`sidecarless: a layer's settle hook threw: ${String(error)}`, 'SidecarlessInternalWarning');
+  }
+}
+
 /** Admits from hook `from` on, waiting where a hook says so; unwinds the admitted ones on refusal. */
 async function admitSlowly<Req, Res>(
   hooks: readonly CallHooks[],
@@ -126,6 +153,7 @@ export class FusedService<Req, Res> implements Service<Req, Res> {
 
   call(req: Req, ctx: CallContext): Promise<Res> {
     const hooks = this.hooks;
+    if (hooks.length === 1) return callThroughHooks(hooks[0] as CallHooks, this.target, req, ctx);
     const tokens = new Array<number>(hooks.length);
     for (let i = 0; i < hooks.length; i++) {
       const token = admitOne(hooks[i] as CallHooks, ctx);
@@ -165,7 +193,7 @@ export class FusedService<Req, Res> implements Service<Req, Res> {
  */
 export function callThroughHooks<Req, Res>(hooks: CallHooks, inner: Service<Req, Res>, req: Req, ctx: CallContext): Promise<Res> {
   const token = admitOne(hooks, ctx);
-  if (typeof token === 'number') return runAdmitted([hooks], [token], inner, req, ctx);
+  if (typeof token === 'number') return runAdmittedOne(hooks, token, inner, req, ctx);
   if (token instanceof Error) return Promise.reject(token);
   return admitSlowly([hooks], [0], 0, token, inner, req, ctx);
 }
