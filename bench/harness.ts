@@ -13,6 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { arch, cpus, platform } from 'node:os';
 import { join } from 'node:path';
+import v8 from 'node:v8';
 
 /** One measured case. */
 export interface CaseResult {
@@ -43,20 +44,26 @@ async function round(fn: () => Promise<unknown>, calls: number): Promise<{ ns: n
   return { ns, bytes: await allocation(fn) };
 }
 
+/** Bytes in use in the young generation, where every short-lived allocation lands first. */
+function youngBytes(): number {
+  return v8.getHeapSpaceStatistics().find((space) => space.space_name === 'new_space')?.space_used_size ?? 0;
+}
+
 /**
- * Bytes allocated per call, roughly: the heap's growth over short passes of warm code. No gc is
- * forced (a forced full gc leaves the next calls running colder code that allocates more); a
- * pass during which a scavenge ran shows less growth, so the largest of several passes is kept.
+ * Bytes allocated per call: the young generation's growth over short passes of warm code. A
+ * pass during which a scavenge ran shows a drop and is discarded; the median of the others is
+ * kept. (The bare call's own number is the cost of an async function and its await here.)
  */
 async function allocation(fn: () => Promise<unknown>): Promise<number> {
-  const calls = 1000;
-  let most = 0;
-  for (let pass = 0; pass < 10; pass++) {
-    const before = process.memoryUsage().heapUsed;
+  const calls = 500;
+  const samples: number[] = [];
+  for (let pass = 0; pass < 15; pass++) {
+    const before = youngBytes();
     for (let i = 0; i < calls; i++) await fn();
-    most = Math.max(most, process.memoryUsage().heapUsed - before);
+    const grown = youngBytes() - before;
+    if (grown > 0) samples.push(grown / calls);
   }
-  return most / calls;
+  return samples.length > 0 ? median(samples) : Number.NaN;
 }
 
 const median = (values: number[]): number => {
