@@ -20,11 +20,11 @@ export type RetrySkipReason = 'budget' | 'not-retryable' | 'attempts' | 'deadlin
  */
 export interface MeshEvents {
   /** A failed attempt will be retried after `delayMs`. */
-  retry: { service: string; attempt: number; delayMs: number; status: string; error?: unknown };
+  retry: { service: string; route: string | undefined; attempt: number; delayMs: number; status: string; error?: unknown };
   /** A failed attempt was not retried, and why. */
-  'retry-skipped': { service: string; attempt: number; reason: RetrySkipReason; status: string };
+  'retry-skipped': { service: string; route: string | undefined; attempt: number; reason: RetrySkipReason; status: string };
   /** A deadline fired. */
-  timeout: { service: string; timeoutMs: number; attempt: number };
+  timeout: { service: string; route: string | undefined; timeoutMs: number; attempt: number };
   /** A readiness gate refused or timed out a call. */
   'not-ready': { service: string; pending: readonly string[] };
   /** A live parameter change was rejected; the previous value stays in force. */

@@ -122,7 +122,14 @@ export class RetryService<Req, Res> implements Service<Req, Res> {
       if (skip === undefined) {
         this.#retried++;
         if (this.#env.events.wants('retry')) {
-          this.#env.events.emit('retry', { service: this.#env.service, attempt, delayMs: delay, status: verdict.status, error });
+          this.#env.events.emit('retry', {
+            service: this.#env.service,
+            route: ctx.route,
+            attempt,
+            delayMs: delay,
+            status: verdict.status,
+            error,
+          });
         }
         if (!threw) params.discard?.(result);
         previousDelay = delay;
@@ -131,7 +138,7 @@ export class RetryService<Req, Res> implements Service<Req, Res> {
         else if (this.#env.clock.now() >= deadline) skip = 'deadline';
       }
       if (skip !== undefined) {
-        this.#skipped(skip, attempt, verdict);
+        this.#skipped(skip, attempt, verdict, ctx);
         if (threw) throw error;
         return result as Res;
       }
@@ -221,11 +228,11 @@ export class RetryService<Req, Res> implements Service<Req, Res> {
     return this.#budget;
   }
 
-  #skipped(reason: RetrySkipReason, attempt: number, verdict: Classification): void {
+  #skipped(reason: RetrySkipReason, attempt: number, verdict: Classification, ctx: CallContext): void {
     this.#skips ??= { budget: 0, 'not-retryable': 0, attempts: 0, deadline: 0, cancelled: 0 };
     this.#skips[reason]++;
     if (this.#env.events.wants('retry-skipped')) {
-      this.#env.events.emit('retry-skipped', { service: this.#env.service, attempt, reason, status: verdict.status });
+      this.#env.events.emit('retry-skipped', { service: this.#env.service, route: ctx.route, attempt, reason, status: verdict.status });
     }
   }
 }

@@ -116,7 +116,12 @@ export class TimeoutService<Req, Res> implements Service<Req, Res> {
   /** @internal reports an expiry. */
   timedOut(pending: PendingCall): void {
     if (this.#events.wants('timeout')) {
-      this.#events.emit('timeout', { service: this.#service, timeoutMs: pending.timeoutMs, attempt: pending.ctx.attempt });
+      this.#events.emit('timeout', {
+        service: this.#service,
+        route: pending.ctx.route,
+        timeoutMs: pending.timeoutMs,
+        attempt: pending.ctx.attempt,
+      });
     }
   }
 
