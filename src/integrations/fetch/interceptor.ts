@@ -6,7 +6,7 @@ import type { LayerDescription, Service, StackEnv } from '../../core/service.js'
 import { int, parseOptions } from '../../core/validate.js';
 import { appendHeader, DEADLINE_HEADER, httpClassifier, IDEMPOTENT_METHODS } from '../shared/http.js';
 import { buildOutbound, type OutboundHandle, type OutboundOptions, outboundShape, refuseReplay } from '../shared/outbound.js';
-import { DEFAULT_REPLAY_LIMIT, planBody } from './body.js';
+import { type BodyPlan, DEFAULT_REPLAY_LIMIT, planBody, planStreamBody } from './body.js';
 
 const schema = z.strictObject({
   ...outboundShape,
@@ -79,7 +79,11 @@ class Attempt {
   }
 }
 
-/** The caller's side: its handler, and a controller whose abort reaches the current attempt. */
+/**
+ * The caller's side: its handler, and a controller whose abort reaches the current attempt. It
+ * also runs the call (see {@link OuterCall.run}), so a dispatch allocates this object, the
+ * request and one promise, and no closures.
+ */
 class OuterCall implements Controller {
   readonly handler: Handler;
   readonly ctx: CallContext;
@@ -91,6 +95,25 @@ class OuterCall implements Controller {
   constructor(handler: Handler, ctx: CallContext) {
     this.handler = handler;
     this.ctx = ctx;
+  }
+  /**
+   * Reads a stream body into the replay buffer when the request could be retried (fetch hands
+   * every body over as an async iterable, so this is how a meshed fetch PUT becomes
+   * replayable), then sends the call down the stack and hands the chosen attempt to the
+   * caller. Never rejects: every outcome reaches the caller's handler.
+   */
+  async run(service: Service<DispatchRequest, Attempt>, req: DispatchRequest, limit: number): Promise<void> {
+    try {
+      if (req.streamed) {
+        const plan: BodyPlan = await planStreamBody(req.opts.body as AsyncIterable<Uint8Array>, limit);
+        req.opts = { ...req.opts, body: plan.body as Dispatcher.DispatchOptions['body'] };
+        req.oneShot = plan.oneShot;
+        req.refusal = plan.refusal;
+      }
+      this.adopt(await service.call(req, this.ctx));
+    } catch (error) {
+      this.fail(error);
+    }
   }
   get aborted(): boolean {
     return this.#aborted;
@@ -139,11 +162,16 @@ class OuterCall implements Controller {
   }
 }
 
+/** One logical request: mutable, as its body is only planned once a stream has been read. */
 interface DispatchRequest {
   dispatch: Dispatcher['dispatch'];
   opts: Dispatcher.DispatchOptions;
   outer: OuterCall;
   refusal: string | undefined;
+  /** The body is a stream (or iterable) still to be read into the replay buffer. */
+  streamed: boolean;
+  /** The body is the rest of a stream over the limit: it can be sent on one attempt only. */
+  oneShot: boolean;
 }
 
 class DispatchService implements Service<DispatchRequest, Attempt> {
@@ -163,6 +191,9 @@ class DispatchService implements Service<DispatchRequest, Attempt> {
     });
     req.outer.current = attempt;
     if (ctx.cancelled) return Promise.reject(ctx.cancelReason);
+    // Never retried (it carries a refusal), but a hedge above could send it again: a drained
+    // stream must not go out as an empty or truncated body.
+    if (req.oneShot && ctx.attempt > 1) return Promise.reject(new Error(`sidecarless: ${req.refusal ?? 'one-shot body'}: not sent again`));
     // A deadline can fire: abort the attempt's dispatch when the context's signal does.
     if (ctx.deadline !== Number.POSITIVE_INFINITY) {
       ctx.signal.addEventListener('abort', () => attempt.controller?.abort(ctx.signal.reason), { once: true });
@@ -200,21 +231,27 @@ function discardAttempt(result: unknown): void {
   attempt.controller?.abort(new Error('sidecarless: response discarded for a retry'));
 }
 
-function refusalOf(opts: Dispatcher.DispatchOptions, retryNonIdempotent: boolean, limit: number): string | undefined {
+/** Why a request must not be retried, judged before its body is read; `undefined` if it may be. */
+function refusalOf(opts: Dispatcher.DispatchOptions, retryNonIdempotent: boolean): string | undefined {
   const method = opts.method.toUpperCase();
   if (!retryNonIdempotent && !IDEMPOTENT_METHODS.has(method)) return `${method} is not idempotent (set retryNonIdempotent to retry it)`;
-  const plan = planBody(opts.body, limit);
-  if (plan === undefined) return 'stream body (the interceptor does not buffer streams; use meshFetch)';
-  return plan.refusal;
+  return undefined;
 }
 
 /**
  * An undici interceptor running every request of a dispatcher through a sidecarless stack:
  * `setGlobalDispatcher(new Agent().compose(meshInterceptor({ name: 'egress' })))` makes every
  * `fetch` of the process meshed — an explicit opt-in, never an implicit patch. A response is
- * held (paused) at its headers until it is classified; a retried one is aborted. Bodies are
- * replayed only when undici hands them over whole (strings, buffers); fetch passes its bodies as
- * streams, so meshed `fetch` POSTs through the interceptor are sent once.
+ * held (paused) at its headers until it is classified; a retried one is aborted.
+ *
+ * Request bodies follow `meshFetch`'s replay rules. fetch hands every body to its dispatcher as
+ * an async iterable, so a body of a request that may be retried (an idempotent method, or any
+ * with `retryNonIdempotent`) is read into the replay buffer (64 KiB by default) before the first
+ * attempt and every attempt sends the same bytes. A body that does not fit is sent once,
+ * streamed (what was read, then the rest), and a retryable failure of it is not retried: it is
+ * counted in `replayRefused` and published as a `replay-refused` event, with the reason. A
+ * request that will not be retried anyway (a POST by default, or `retry: false`) is streamed
+ * through without buffering.
  *
  * The returned function carries the stack's handles (`events`, `describe()`, `close()`).
  */
@@ -228,16 +265,22 @@ export function meshInterceptor(options: MeshInterceptorOptions = {}): Dispatche
     discardAttempt,
     (env) => new DispatchService(env, parsed.deadlineHeader),
   );
+  // With retries off nothing is ever replayed: stream every body straight through.
+  const mayRetry = options.retry !== false;
   const interceptor = (dispatch: Dispatcher['dispatch']): Dispatcher['dispatch'] => {
     return (opts, handler) => {
       const ctx = new CallContext();
       const outer = new OuterCall(handler, ctx);
       handler.onRequestStart?.(outer, {});
-      const req: DispatchRequest = { dispatch, opts, outer, refusal: refusalOf(opts, retryNonIdempotent, limit) };
-      service.call(req, ctx).then(
-        (attempt) => outer.adopt(attempt),
-        (error: unknown) => outer.fail(error),
-      );
+      let refusal = refusalOf(opts, retryNonIdempotent);
+      let streamed = false;
+      if (refusal === undefined && mayRetry) {
+        const plan = planBody(opts.body, limit);
+        if (plan === undefined) streamed = true;
+        else refusal = plan.refusal;
+      }
+      const req: DispatchRequest = { dispatch, opts, outer, refusal, streamed, oneShot: false };
+      void outer.run(service, req, limit);
       return true;
     };
   };
