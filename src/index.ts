@@ -34,8 +34,8 @@ export { CallContext } from './core/context.js';
 export { DeadlineEntry, DeadlineList, DeadlineQueue, deadlineQueueFor } from './core/deadlines.js';
 export { type Duration, formatDuration, parseDuration, tryParseDuration } from './core/duration.js';
 export * from './core/errors.js';
-export { callThroughHooks, type CallHooks, FusedService, type HookedService, isHooked } from './core/hooks.js';
 export { EventHub, eventChannel, type MeshEventName, type MeshEvents, type RetrySkipReason, type Subscription } from './core/events.js';
+export { type CallHooks, callThroughHooks, FusedService, type HookedService, isHooked } from './core/hooks.js';
 export { type LiveOptions, live, type OptionsOrLive, type Param, prepareParam, StaticParam, toParam } from './core/params.js';
 export { defaultRegistry, type RegisteredStack, StackRegistry } from './core/registry.js';
 export {
@@ -44,24 +44,25 @@ export {
   type Layer,
   type LayerDescription,
   type Service,
+  type Settler,
   type SimpleLayer,
   type StackEnv,
 } from './core/service.js';
 export { duration, int, num, parseOptions, problemsOf } from './core/validate.js';
-export * from './layers/metrics/index.js';
+export * from './discovery/index.js';
 export * from './layers/adaptive-concurrency/index.js';
+export * from './layers/balance/index.js';
 export * from './layers/circuit-breaker/index.js';
 export * from './layers/concurrency-limit/index.js';
-export * from './layers/load-shed/index.js';
-export * from './layers/rate-limit/index.js';
 export * from './layers/fallback/index.js';
 export * from './layers/fault-injection/index.js';
 export * from './layers/hedge/index.js';
 export * from './layers/interop/index.js';
+export * from './layers/load-shed/index.js';
+export * from './layers/metrics/index.js';
+export * from './layers/rate-limit/index.js';
 export * from './layers/readiness/index.js';
 export * from './layers/retry/index.js';
-export * from './layers/balance/index.js';
 export * from './layers/split/index.js';
-export * from './discovery/index.js';
 export * from './layers/timeout/index.js';
 export * from './layers/tracing/index.js';

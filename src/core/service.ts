@@ -34,6 +34,17 @@ export interface Service<Req, Res> {
   close?(): void | Promise<void>;
   /** This layer's description, outermost first, including the layers it wraps. */
   describe?(): LayerDescription[];
+  /**
+   * Handles one request and reports its outcome to `settler` instead of returning a promise.
+   * A layer that already holds a promise of its own for the call (a timeout's race) uses this
+   * to skip one promise and one hop of the layer beneath; `call` stays the reference behaviour.
+   */
+  callInto?(req: Req, ctx: CallContext, settler: Settler): void;
+}
+
+/** Receives the outcome of {@link Service.callInto}, exactly once. */
+export interface Settler {
+  settle(threw: boolean, outcome: unknown): void;
 }
 
 /** What every layer of one stack shares. */

@@ -5,7 +5,7 @@ import { formatDuration } from '../../core/duration.js';
 import { ServiceClosedError } from '../../core/errors.js';
 import type { RetrySkipReason } from '../../core/events.js';
 import type { Param } from '../../core/params.js';
-import { describeChain, type LayerDescription, type Service, type StackEnv } from '../../core/service.js';
+import { describeChain, type LayerDescription, type Service, type Settler, type StackEnv } from '../../core/service.js';
 import { TimeoutService } from '../timeout/timeout.js';
 import { backoffDelay } from './backoff.js';
 import { RetryBudget, type RetryBudgetOptions } from './budget.js';
@@ -33,6 +33,13 @@ function sleep(clock: Clock, ms: number, ctx: CallContext): Promise<boolean> {
       resolve(false);
     });
   });
+}
+
+function settleFrom(promise: Promise<unknown>, settler: Settler): void {
+  promise.then(
+    (value) => settler.settle(false, value),
+    (error: unknown) => settler.settle(true, error),
+  );
 }
 
 /** The service of the retry layer; see the module doc in `index.ts`. */
@@ -66,16 +73,9 @@ export class RetryService<Req, Res> implements Service<Req, Res> {
     if (this.#closed) return Promise.reject(new ServiceClosedError({ layer: 'retry' }));
     const params = this.#param.get();
     const budget = this.#budgetFor(params);
-    budget?.deposit();
-    this.#calls++;
     // Our own view of the deadline: a per-try timeout below restores it, one above set it.
     const deadline = ctx.deadline;
-    let first: Promise<Res>;
-    try {
-      first = this.#target(params).call(req, ctx);
-    } catch (error) {
-      first = Promise.reject(error);
-    }
+    const first = this.#first(req, ctx, params, budget);
     // The success path is one reaction on the first attempt; the retry loop is only entered
     // (as an async function) once an attempt failed. (Arrows are inlined rather than named:
     // transpilers that keep names wrap each named closure in a call per creation.)
@@ -89,6 +89,37 @@ export class RetryService<Req, Res> implements Service<Req, Res> {
           : this.#recover(req, ctx, params, budget, deadline, false, undefined, result),
       (error: unknown) => this.#recover(req, ctx, params, budget, deadline, true, error, undefined),
     );
+  }
+
+  /** {@link RetryService.call}, reporting to the caller's settler: one promise fewer per call. */
+  callInto(req: Req, ctx: CallContext, settler: Settler): void {
+    if (this.#closed) {
+      settler.settle(true, new ServiceClosedError({ layer: 'retry' }));
+      return;
+    }
+    const params = this.#param.get();
+    const budget = this.#budgetFor(params);
+    const deadline = ctx.deadline;
+    const first = this.#first(req, ctx, params, budget);
+    const judge = this.#classifier.judgesResults !== false;
+    first.then(
+      (result) => {
+        if (!judge || this.#classifier.classifyResult(result).kind === 'success') settler.settle(false, result);
+        else settleFrom(this.#recover(req, ctx, params, budget, deadline, false, undefined, result), settler);
+      },
+      (error: unknown) => settleFrom(this.#recover(req, ctx, params, budget, deadline, true, error, undefined), settler),
+    );
+  }
+
+  /** Counts the call and starts its first attempt. */
+  #first(req: Req, ctx: CallContext, params: RetryParams, budget: RetryBudget | undefined): Promise<Res> {
+    budget?.deposit();
+    this.#calls++;
+    try {
+      return this.#target(params).call(req, ctx);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /** The retry loop, from a failed first attempt until a success or a reason to stop. */

@@ -5,7 +5,7 @@ import { formatDuration } from '../../core/duration.js';
 import { ServiceClosedError, TimeoutError } from '../../core/errors.js';
 import type { EventHub } from '../../core/events.js';
 import type { Param } from '../../core/params.js';
-import { describeChain, type LayerDescription, type Service } from '../../core/service.js';
+import { describeChain, type LayerDescription, type Service, type Settler } from '../../core/service.js';
 import type { TimeoutParams } from './options.js';
 
 // The promise executor reads its target from here, so creating a pending call allocates no
@@ -18,7 +18,7 @@ function captureSettlers(resolve: (value: unknown) => void, reject: (error: unkn
 }
 
 /** One call racing its deadline. */
-class PendingCall extends DeadlineEntry {
+class PendingCall extends DeadlineEntry implements Settler {
   resolve!: (value: unknown) => void;
   reject!: (error: unknown) => void;
   readonly promise: Promise<unknown>;
@@ -40,7 +40,7 @@ class PendingCall extends DeadlineEntry {
   }
 
   /** The inner call settled first: hand its outcome on and drop the deadline. */
-  finish(threw: boolean, outcome: unknown): void {
+  settle(threw: boolean, outcome: unknown): void {
     if (this.settled) return;
     this.settled = true;
     this.ctx.deadline = this.previousDeadline;
@@ -100,15 +100,20 @@ export class TimeoutService<Req, Res> implements Service<Req, Res> {
     const pending = new PendingCall(this as TimeoutService<unknown, unknown>, ctx, previousDeadline, at - now);
     ctx.deadline = at;
     this.#listOf(timeoutMs).insert(pending, at, now);
-    let inner: Promise<Res>;
-    try {
-      inner = this.#inner.call(req, ctx);
-    } catch (error) {
-      inner = Promise.reject(error);
+    const inner = this.#inner;
+    if (inner.callInto !== undefined) {
+      inner.callInto(req, ctx, pending);
+      return pending.promise as Promise<Res>;
     }
-    inner.then(
-      (value) => pending.finish(false, value),
-      (error) => pending.finish(true, error),
+    let answer: Promise<Res>;
+    try {
+      answer = inner.call(req, ctx);
+    } catch (error) {
+      answer = Promise.reject(error);
+    }
+    answer.then(
+      (value) => pending.settle(false, value),
+      (error) => pending.settle(true, error),
     );
     return pending.promise as Promise<Res>;
   }
