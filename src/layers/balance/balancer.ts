@@ -300,11 +300,17 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
     return [...this.#byId.values(), ...this.#draining].map((e) => e.dump(now));
   }
 
-  /** Counts of endpoints by state. */
-  counts(): { total: number; ready: number; ejected: number; draining: number; panic: boolean } {
+  /**
+   * Counts of endpoints by state. `ready` counts endpoints in the pick set (not ejected);
+   * `busy` those whose inner service says `ready() === false` right now, which picks avoid
+   * while others are ready. O(n): for introspection, not for the call path.
+   */
+  counts(): { total: number; ready: number; ejected: number; busy: number; draining: number; panic: boolean } {
     const total = this.#all.size;
     const ready = this.#ready.size;
-    return { total, ready, ejected: total - ready, draining: this.#draining.size, panic: this.#panic };
+    let busy = 0;
+    for (const e of this.#all.items) if (!e.isReady()) busy++;
+    return { total, ready, ejected: total - ready, busy, draining: this.#draining.size, panic: this.#panic };
   }
 
   ready(): boolean {

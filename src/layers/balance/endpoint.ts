@@ -71,6 +71,21 @@ export class EndpointState<Req, Res> {
     this.#table.data[this.slot * FIELDS + WEIGHT] = value;
   }
 
+  /**
+   * Whether the inner service would take a call now: its own `ready()` (Tower's `poll_ready`,
+   * say a full connection pool or an open per-endpoint breaker); true when it has none. A
+   * throwing `ready()` counts as not ready — it is a bug there, not a reason to fail the pick.
+   */
+  isReady(): boolean {
+    const service = this.service;
+    if (service.ready === undefined) return true;
+    try {
+      return service.ready() !== false;
+    } catch {
+      return false;
+    }
+  }
+
   /** Gives the load slot back; only once no call of this endpoint is in flight. */
   release(): void {
     this.#table.free(this.slot);
@@ -105,6 +120,8 @@ export class EndpointState<Req, Res> {
       ewmaMs: Math.round(this.ewma * 1000) / 1000,
       pending: this.pending,
       failures: this.failures,
+      // The inner service's own readiness: picks avoid the endpoint while it is false.
+      serviceReady: this.isReady(),
       ejectedUntil: this.state === 'ejected' ? this.ejectedUntil : undefined,
       ejectionEndsInMs: this.state === 'ejected' ? Math.max(0, Math.round(this.ejectedUntil - now)) : undefined,
       calls: this.calls,

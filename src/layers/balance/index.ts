@@ -16,6 +16,14 @@
  * pending calls) and weighted (alias table) variants are there for backends where latency
  * says little; they read no clock at all.
  *
+ * **Endpoint readiness.** Every strategy prefers endpoints whose inner service reports
+ * `ready() !== false` (a full pool, an open per-endpoint breaker), as Tower's balancer skips
+ * endpoints that are not ready: P2C takes the other of its pair when the winner is not ready
+ * and samples a new pair when neither is, round robin moves on, weighted samples again — each
+ * at most a few times, so a pick stays O(1). When none of the sampled endpoints is ready the
+ * call goes to one of them anyway (its own layers queue or refuse it with a typed error) rather
+ * than fail. `endpoints()` shows each one's `serviceReady`, `counts()` the `busy` total.
+ *
  * **Cost.** The balancer returns the endpoint's own promise, so the caller awaits it directly
  * and the balancer adds no promise hop; its bookkeeping (pending count, EWMA, failure accrual)
  * is a reaction registered on that promise before the caller's, so it is done by the time the

@@ -39,9 +39,30 @@ class AliasTable {
   }
 }
 
-/** Picks an endpoint from a set by the strategy in force. One per balancer; holds the RR cursor. */
+/**
+ * Sampling rounds a pick spends looking for an endpoint whose inner service is ready: a P2C
+ * round checks both of its pair, so at most 6 endpoints are looked at — O(1) at any size. If
+ * none of them is ready the pick goes to the first candidate anyway (its own layers may queue
+ * or refuse the call with a typed error), rather than failing a call that could have waited.
+ */
+const READY_ROUNDS = 3;
+
+/**
+ * Picks an endpoint from a set by the strategy in force. One per balancer; holds the RR cursor.
+ *
+ * Every strategy prefers endpoints whose inner service reports `ready() !== false` (Tower's
+ * balancer only picks among ready endpoints): P2C takes the loser of its pair when the winner is
+ * not ready and samples a new pair when neither is; round robin skips to the next in turn;
+ * weighted samples again. Each is bounded by {@link READY_ROUNDS}. Readiness is only asked of
+ * the winner first, so the common case (every endpoint ready) looks at no extra endpoint.
+ */
 export class Picker {
   #cursor = 0;
+  /**
+   * Index in the set of the other endpoint of the last P2C pair, looked at only when the winner
+   * is not ready. An index, not the endpoint: a removed endpoint is not kept alive by it.
+   */
+  #loser = 0;
   readonly #alias = new AliasTable();
   readonly #random: () => number;
   readonly #table: LoadTable;
@@ -55,37 +76,71 @@ export class Picker {
   pick<Req, Res>(set: DenseSet<Req, Res>, params: BalanceParams, now: number): EndpointState<Req, Res> {
     const items = set.items;
     const n = items.length;
+    // A single endpoint is the answer whatever its readiness: there is nothing else to prefer.
     if (n === 1) return items[0] as EndpointState<Req, Res>;
     switch (params.strategy) {
       case 'round-robin': {
         if (this.#cursor >= n) this.#cursor = 0;
-        return items[this.#cursor++] as EndpointState<Req, Res>;
+        const start = this.#cursor;
+        for (let tries = Math.min(n, READY_ROUNDS * 2); tries > 0; tries--) {
+          if (this.#cursor >= n) this.#cursor = 0;
+          const candidate = items[this.#cursor++] as EndpointState<Req, Res>;
+          if (candidate.isReady()) return candidate;
+        }
+        // None ready: the first one looked at, and the turn moves on from it, so the calls are
+        // still spread rather than all sent to whichever endpoint the search started from.
+        this.#cursor = start + 1;
+        return items[start] as EndpointState<Req, Res>;
       }
       case 'weighted': {
         const table = this.#alias;
         if (table.builtFor !== set.version) table.build(items as EndpointState<unknown, unknown>[], set.version);
-        const i = Math.floor(this.#random() * n);
-        return items[this.#random() < (table.prob[i] as number) ? i : (table.alias[i] as number)] as EndpointState<Req, Res>;
+        let first: EndpointState<Req, Res> | undefined;
+        for (let round = 0; round < READY_ROUNDS * 2; round++) {
+          const i = Math.floor(this.#random() * n);
+          const candidate = items[this.#random() < (table.prob[i] as number) ? i : (table.alias[i] as number)] as EndpointState<Req, Res>;
+          if (candidate.isReady()) return candidate;
+          first ??= candidate;
+        }
+        return first as EndpointState<Req, Res>;
       }
       default: {
-        // Power of two choices: two distinct indexes, the less loaded wins. Loads are read
-        // from the load table by slot, without touching the endpoint objects.
-        // One random number gives both: r is uniform over n × (n - 1) pairs (exact in a double
-        // for any n below 2^26).
-        const r = Math.floor(this.#random() * n * (n - 1));
-        const i = r % n;
-        let j = (r - i) / n;
-        if (j >= i) j++;
-        const data = this.#table.data;
-        const slots = set.slots;
-        const a = slots[i] as number;
-        const b = slots[j] as number;
-        const bWins =
-          params.strategy === 'p2c-least-request'
-            ? leastRequestCost(data, b) < leastRequestCost(data, a)
-            : peakEwmaCost(data, b, now, params.decayMs) < peakEwmaCost(data, a, now, params.decayMs);
-        return items[bWins ? j : i] as EndpointState<Req, Res>;
+        let first: EndpointState<Req, Res> | undefined;
+        // With two endpoints every pair is the same pair: one round says all there is to say.
+        for (let round = n === 2 ? 1 : READY_ROUNDS; round > 0; round--) {
+          const winner = this.#p2c(set, params, now);
+          if (winner.isReady()) return winner;
+          const loser = items[this.#loser] as EndpointState<Req, Res>;
+          if (loser.isReady()) return loser;
+          first ??= winner;
+        }
+        return first as EndpointState<Req, Res>;
       }
     }
+  }
+
+  /**
+   * Power of two choices: two distinct indexes, the less loaded first. Loads are read from the
+   * load table by slot, without touching the endpoint objects. One random number gives both:
+   * r is uniform over n × (n - 1) pairs (exact in a double for any n below 2^26). Returns the
+   * winner and leaves the other's index in `#loser` (a field, not a returned pair: nothing allocated).
+   */
+  #p2c<Req, Res>(set: DenseSet<Req, Res>, params: BalanceParams, now: number): EndpointState<Req, Res> {
+    const items = set.items;
+    const n = items.length;
+    const r = Math.floor(this.#random() * n * (n - 1));
+    const i = r % n;
+    let j = (r - i) / n;
+    if (j >= i) j++;
+    const data = this.#table.data;
+    const slots = set.slots;
+    const a = slots[i] as number;
+    const b = slots[j] as number;
+    const bWins =
+      params.strategy === 'p2c-least-request'
+        ? leastRequestCost(data, b) < leastRequestCost(data, a)
+        : peakEwmaCost(data, b, now, params.decayMs) < peakEwmaCost(data, a, now, params.decayMs);
+    this.#loser = bWins ? i : j;
+    return items[bWins ? j : i] as EndpointState<Req, Res>;
   }
 }

@@ -61,7 +61,7 @@ function meshed(options: Parameters<typeof meshInterceptor>[0] = {}) {
   });
   return { interceptor, agent, refused };
 }
-const through = (dispatcher: Dispatcher, init: RequestInit): RequestInit => ({ ...init, dispatcher }) as RequestInit;
+const through = (dispatcher: Dispatcher, init: RequestInit): RequestInit => ({ ...init, dispatcher }) as unknown as RequestInit;
 
 test('global dispatcher: a fetch PUT failing once with 503 is retried with the same bytes', async () => {
   const s = await server([503]);
