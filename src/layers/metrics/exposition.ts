@@ -8,6 +8,7 @@
  */
 
 import { LATENCY_BUCKETS_MS } from './buckets.js';
+import { collectLayerGauges } from './layer-state.js';
 import { type MetricsState, RETRY_OUTCOMES } from './state.js';
 
 /** One sample line: suffix (`_bucket`, `_sum`, `_count` or none), labels, value. */
@@ -33,19 +34,25 @@ export const METRIC_NAMES = {
   retries: 'sidecarless_retries_total',
   events: 'sidecarless_layer_events_total',
   refusals: 'sidecarless_refusals_total',
+  circuitState: 'sidecarless_circuit_state',
+  endpointPending: 'sidecarless_endpoint_pending',
+  endpointEwma: 'sidecarless_endpoint_rtt_ewma_seconds',
+  endpointState: 'sidecarless_endpoint_state',
 } as const;
 
 const LE = [...LATENCY_BUCKETS_MS.map((ms) => String(ms / 1000)), '+Inf'];
 
 /** The families of a set of metrics layers. */
 export function collectFamilies(states: Iterable<MetricsState>): MetricFamily[] {
+  // Iterated twice (counters, then layer states): a one-shot iterable must not run dry.
+  const list = [...states];
   const requests: Sample[] = [];
   const latency: Sample[] = [];
   const inFlight: Sample[] = [];
   const retries: Sample[] = [];
   const events: Sample[] = [];
   const refusals: Sample[] = [];
-  for (const state of states) {
+  for (const state of list) {
     for (const route of state.routes) {
       inFlight.push({ suffix: '', labels: route.labels, value: route.inFlight });
       for (const series of route.series) {
@@ -59,15 +66,21 @@ export function collectFamilies(states: Iterable<MetricsState>): MetricFamily[] 
         latency.push({ suffix: '_count', labels: series.labels, value: series.count });
       }
     }
+    // Per route: the service totals are the sum, and a per-route series lets an operator see
+    // which route burns the budget.
     if (state.scope === 'call') {
-      RETRY_OUTCOMES.forEach((outcome, i) => {
-        retries.push({ suffix: '', labels: { ...state.labels, outcome }, value: state.retries[i] as number });
-      });
+      for (const route of state.routes) {
+        RETRY_OUTCOMES.forEach((outcome, i) => {
+          retries.push({ suffix: '', labels: { ...route.labels, outcome }, value: route.retries[i] as number });
+        });
+      }
     }
     for (const [event, value] of state.events) events.push({ suffix: '', labels: { ...state.labels, event }, value });
     for (const [code, { layer, count }] of state.refusals)
       refusals.push({ suffix: '', labels: { ...state.labels, layer, code }, value: count });
   }
+  const gauges = collectLayerGauges(list);
+  // In the order of METRIC_NAMES: the prom-client collectors find their family by index.
   return [
     {
       name: METRIC_NAMES.requests,
@@ -79,7 +92,7 @@ export function collectFamilies(states: Iterable<MetricsState>): MetricFamily[] 
     { name: METRIC_NAMES.inFlight, help: 'Requests in flight.', type: 'gauge', samples: inFlight },
     {
       name: METRIC_NAMES.retries,
-      help: 'Retry decisions: retries sent and failures not retried, by reason.',
+      help: 'Retry decisions per route: retries sent and failures not retried, by reason.',
       type: 'counter',
       samples: retries,
     },
@@ -94,6 +107,25 @@ export function collectFamilies(states: Iterable<MetricsState>): MetricFamily[] 
       help: 'Calls refused or ended by a mesh layer (load shed, rate limit, open circuit, timeout, no endpoints), by error code.',
       type: 'counter',
       samples: refusals,
+    },
+    {
+      name: METRIC_NAMES.circuitState,
+      help: 'Circuit breakers in each state (closed, open, half-open, isolated): 1 for the state a lone breaker is in.',
+      type: 'gauge',
+      samples: gauges.circuit,
+    },
+    { name: METRIC_NAMES.endpointPending, help: 'Calls in flight per balancer endpoint.', type: 'gauge', samples: gauges.pending },
+    {
+      name: METRIC_NAMES.endpointEwma,
+      help: 'Peak-EWMA round-trip estimate per balancer endpoint, in seconds (the load the balancer compares).',
+      type: 'gauge',
+      samples: gauges.ewma,
+    },
+    {
+      name: METRIC_NAMES.endpointState,
+      help: "Balancer endpoints in each state (active = ready, ejected, probing, removed = draining): 1 for the endpoint's state.",
+      type: 'gauge',
+      samples: gauges.endpointState,
     },
   ];
 }

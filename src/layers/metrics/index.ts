@@ -17,6 +17,10 @@
  * OpenTelemetry observable instruments report the same counters when a MeterProvider is
  * registered.
  *
+ * Breaker states and each balancer endpoint's pending calls, Peak-EWMA and state are gauges
+ * read at scrape time from the `describe()` of the layers the stack's outermost metrics layer
+ * wraps (see `layer-state.ts`); retries are counted per route as well as per service.
+ *
  * Two views, as Linkerd keeps them: with `scope: 'call'` (default; put it outermost) a logical
  * call is counted once with the outcome the caller saw — "effective"; a second layer with
  * `scope: 'attempt'` placed inside `retry` counts every attempt — "actual". Retry decisions are
@@ -41,6 +45,7 @@ import { MetricsState, RETRY_OUTCOMES, type RetryOutcome } from './state.js';
 
 export { bucketIndex, LATENCY_BUCKETS_MS, quantile } from './buckets.js';
 export { collectFamilies, METRIC_NAMES, type MetricFamily, type PromRegistryLike, renderText, TEXT_CONTENT_TYPE } from './exposition.js';
+export { CIRCUIT_STATES, collectLayerGauges, ENDPOINT_STATES, type LayerGauges } from './layer-state.js';
 export type { MeterProviderLike } from './otel.js';
 export { defaultMetricsRegistry, type LatencyPercentiles, MetricsRegistry, type ServiceStats, type SnapshotOptions } from './registry.js';
 export { type MetricsScope, MetricsState, RETRY_OUTCOMES, type RetryOutcome } from './state.js';
@@ -108,6 +113,18 @@ const SKIP_OUTCOME: Record<RetrySkipReason, RetryOutcome> = {
   cancelled: 'cancelled',
 };
 
+const RETRIED = RETRY_OUTCOMES.indexOf('retried');
+const SKIP_INDEX = Object.fromEntries(
+  Object.entries(SKIP_OUTCOME).map(([reason, outcome]) => [reason, RETRY_OUTCOMES.indexOf(outcome)]),
+) as Record<RetrySkipReason, number>;
+
+/**
+ * Per stack, the metrics layer that reports the stack's breaker and balancer states: the
+ * outermost one (layers are wrapped innermost first, so the last built), as it sees the most
+ * layers; a second reporter would export every gauge twice.
+ */
+const layerStateOwner = new WeakMap<object, MetricsState>();
+
 /** Scopes already measured per stack: two call-scope layers in one stack would count twice. */
 const scopesByStack = new WeakMap<object, Set<string>>();
 const promBound = new WeakMap<MetricsRegistry, WeakSet<object>>();
@@ -128,24 +145,20 @@ export class MetricsService<Req, Res> implements Service<Req, Res>, CallHooks {
     this.#env = env;
     this.#registry = registry;
     if (state.scope === 'call') {
-      const retries = state.retries;
-      const skipIndex = Object.fromEntries(
-        Object.entries(SKIP_OUTCOME).map(([reason, outcome]) => [reason, RETRY_OUTCOMES.indexOf(outcome)]),
-      ) as Record<RetrySkipReason, number>;
       this.#subscriptions.push(
-        env.events.on('retry', () => {
-          retries[0] = (retries[0] as number) + 1;
-        }),
-        env.events.on('retry-skipped', (e) => {
-          const i = skipIndex[e.reason];
-          retries[i] = (retries[i] as number) + 1;
-        }),
+        env.events.on('retry', (e) => state.countRetry(e.route, RETRIED)),
+        env.events.on('retry-skipped', (e) => state.countRetry(e.route, SKIP_INDEX[e.reason])),
       );
       for (const name of events) {
         const key = EVENT_KEYS[name];
         this.#subscriptions.push(env.events.on(name as MeshEventName, (e: unknown) => state.countEvent(key ? key(e) : name)));
       }
     }
+    const previous = layerStateOwner.get(env.events);
+    if (previous !== undefined) previous.layerStates = undefined;
+    layerStateOwner.set(env.events, state);
+    // Read at scrape time only: a closure per layer, never per call.
+    state.layerStates = () => inner.describe?.() ?? [];
     registry.add(state);
   }
 

@@ -2,12 +2,14 @@
  * OpenTelemetry metrics through `@opentelemetry/api`, with observable instruments only: the SDK
  * calls back at each collection and we report our counters, so the hot path never touches
  * OpenTelemetry. OpenTelemetry has no asynchronous histogram, so latency goes out as a gauge of
- * the recent percentiles (`quantile` attribute); the full histogram stays in Prometheus.
+ * the recent percentiles (`quantile` attribute); the full histogram stays in Prometheus. Breaker
+ * and endpoint states are observable gauges read from the layers' descriptions at collection.
  *
  * @module
  */
 
 import { type BatchObservableResult, createNoopMeter, type Meter, metrics, type Observable } from '@opentelemetry/api';
+import { collectLayerGauges } from './layer-state.js';
 import type { MetricsRegistry } from './registry.js';
 import { RETRY_OUTCOMES } from './state.js';
 
@@ -32,18 +34,44 @@ export function bindOpenTelemetry(registry: MetricsRegistry, provider?: MeterPro
     description: 'Recent response latency percentiles (10 s window).',
     unit: 'ms',
   });
-  const observables: Observable[] = [requests, inFlight, retries, latency];
+  const circuit = meter.createObservableGauge('sidecarless.circuit.state', {
+    description: 'Circuit breakers in each state: 1 for the state a lone breaker is in.',
+    unit: '{breaker}',
+  });
+  const pending = meter.createObservableGauge('sidecarless.endpoint.pending', {
+    description: 'Calls in flight per balancer endpoint.',
+    unit: '{request}',
+  });
+  const ewma = meter.createObservableGauge('sidecarless.endpoint.rtt_ewma', {
+    description: 'Peak-EWMA round-trip estimate per balancer endpoint.',
+    unit: 's',
+  });
+  const endpointState = meter.createObservableGauge('sidecarless.endpoint.state', {
+    description: 'Balancer endpoints in each state (active = ready, ejected, probing, removed): 1 for the endpoint state.',
+    unit: '{endpoint}',
+  });
+  const observables: Observable[] = [requests, inFlight, retries, latency, circuit, pending, ewma, endpointState];
   const callback = (result: BatchObservableResult): void => {
-    for (const state of registry.states) {
+    const states = registry.states;
+    for (const state of states) {
       for (const route of state.routes) {
         result.observe(inFlight, route.inFlight, route.labels);
         for (const series of route.series) result.observe(requests, series.count, series.labels);
+        if (state.scope === 'call') {
+          RETRY_OUTCOMES.forEach((outcome, i) => {
+            result.observe(retries, route.retries[i] as number, { ...route.labels, outcome });
+          });
+        }
       }
-      if (state.scope === 'call') {
-        RETRY_OUTCOMES.forEach((outcome, i) => {
-          result.observe(retries, state.retries[i] as number, { ...state.labels, outcome });
-        });
-      }
+    }
+    const gauges = collectLayerGauges(states);
+    for (const [instrument, samples] of [
+      [circuit, gauges.circuit],
+      [pending, gauges.pending],
+      [ewma, gauges.ewma],
+      [endpointState, gauges.endpointState],
+    ] as const) {
+      for (const sample of samples) result.observe(instrument, sample.value, sample.labels);
     }
     for (const stats of registry.snapshot()) {
       const attrs = { service: stats.service, scope: stats.scope };

@@ -46,6 +46,8 @@ export interface ServiceStats {
     successRate: number | null;
     inFlight: number;
     latencyMs: LatencyPercentiles;
+    /** Retry decisions on this route since start, by outcome (only for `call` scope). */
+    retries: Readonly<Record<RetryOutcome, number>>;
   }[];
 }
 
@@ -66,6 +68,10 @@ interface Sample {
 const MAX_SAMPLES = 120;
 /** Snapshots closer together than this reuse the last sample instead of storing another. */
 const SAMPLE_SPACING_MS = 500;
+
+function byOutcome(counts: Float64Array): Record<RetryOutcome, number> {
+  return Object.fromEntries(RETRY_OUTCOMES.map((o, i) => [o, counts[i] as number])) as Record<RetryOutcome, number>;
+}
 
 function percentiles(buckets: ArrayLike<number>): LatencyPercentiles {
   return { p50: quantile(buckets, 0.5), p95: quantile(buckets, 0.95), p99: quantile(buckets, 0.99) };
@@ -175,7 +181,7 @@ export class MetricsRegistry {
     let rps = 0;
     let inFlight = 0;
     const windowBuckets = new Float64Array(BUCKET_SLOTS);
-    const retries = Object.fromEntries(RETRY_OUTCOMES.map((o) => [o, 0])) as Record<RetryOutcome, number>;
+    const retries = byOutcome(new Float64Array(RETRY_OUTCOMES.length)) as Record<RetryOutcome, number>;
     const events: Record<string, number> = {};
     const refusals: Record<string, number> = {};
     const routes: ServiceStats['routes'][number][] = [];
@@ -213,6 +219,7 @@ export class MetricsRegistry {
           successRate: count ? ok / count : null,
           inFlight: route.inFlight,
           latencyMs: percentiles(buckets),
+          retries: byOutcome(route.retries),
         });
       }
     }

@@ -1,5 +1,6 @@
 import type { Classification } from '../../core/classify.js';
 import type { Clock } from '../../core/clock.js';
+import type { LayerDescription } from '../../core/service.js';
 import { BUCKET_SLOTS, bucketIndex } from './buckets.js';
 
 /** Whether a metrics layer counts logical calls (`call`, Linkerd's "effective") or each attempt (`attempt`, "actual"). */
@@ -47,6 +48,11 @@ export class RouteStats {
   readonly route: string;
   readonly labels: Readonly<Record<string, string>>;
   inFlight = 0;
+  /**
+   * Retry outcomes of this route, indexed like {@link RETRY_OUTCOMES} (call scope only). Counted
+   * from the retry layer's events, which name the route; the service totals are kept beside them.
+   */
+  readonly retries = new Float64Array(RETRY_OUTCOMES.length);
   readonly series: Series[] = [];
   readonly #byKey = new Map<string, Map<string, Series>>();
   readonly #owner: MetricsState;
@@ -104,8 +110,13 @@ export class MetricsState {
   /** Wall-clock-free creation time on {@link MetricsState.clock}, for rates before a second sample. */
   readonly createdAt: number;
   readonly routes: RouteStats[] = [];
-  /** Retry outcomes, indexed like {@link RETRY_OUTCOMES}. */
+  /** Retry outcomes over every route, indexed like {@link RETRY_OUTCOMES}: the dashboard's and `stat`'s totals. */
   readonly retries = new Float64Array(RETRY_OUTCOMES.length);
+  /**
+   * Live state of the layers this one wraps (breakers, balancers), read at scrape time only;
+   * `undefined` when another metrics layer of the same stack reports it (see `layer-state.ts`).
+   */
+  layerStates: (() => readonly LayerDescription[]) | undefined = undefined;
   /** Counts of other layers' events (breaker transitions, hedges, timeouts, ...), by event name. */
   readonly events = new Map<string, number>();
   /** Calls a mesh layer refused or ended (shed, rate-limited, circuit open, timed out, ...), by error code. */
@@ -145,6 +156,17 @@ export class MetricsState {
     const entry = this.refusals.get(code);
     if (entry === undefined) this.refusals.set(code, { layer, count: 1 });
     else entry.count++;
+  }
+
+  /**
+   * Counts a retry decision (`outcome` indexes {@link RETRY_OUTCOMES}) for its route and the
+   * service. Only on failed attempts, so the route lookup is no hot-path cost; the route obeys
+   * the same limit and overflow as the requests.
+   */
+  countRetry(route: string | undefined, outcome: number): void {
+    const retries = this.route(route).retries;
+    retries[outcome] = (retries[outcome] as number) + 1;
+    this.retries[outcome] = (this.retries[outcome] as number) + 1;
   }
 
   /** Counts an event of another layer. */
