@@ -52,3 +52,8 @@ export async function startDnsServer(answer: (question: Question) => DnsReply | 
 export function aRecords(name: string, ttl: number, ...addresses: string[]): DnsReply {
   return { answers: addresses.map((data) => ({ type: 'A', name, ttl, class: 'IN', data })) };
 }
+
+/** AAAA records for `name`. */
+export function aaaaRecords(name: string, ttl: number, ...addresses: string[]): DnsReply {
+  return { answers: addresses.map((data) => ({ type: 'AAAA', name, ttl, class: 'IN', data })) };
+}

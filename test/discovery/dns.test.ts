@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import type { Question } from 'dns-packet';
 import { ServiceBuilder } from '../../src/builder/index.js';
 import type { InvalidOptionError, NoEndpointsError } from '../../src/core/errors.js';
 import { type Changeset, DnsDiscovery, type DnsDiscoveryOptions, dnsDiscovery } from '../../src/discovery/index.js';
 import { Readiness } from '../../src/layers/readiness/index.js';
 import { VirtualClock } from '../../src/testing/index.js';
-import { aRecords, type DnsServer, startDnsServer } from './dns-server.js';
+import { aaaaRecords, aRecords, type DnsReply, type DnsServer, startDnsServer } from './dns-server.js';
 
 let dns: DnsServer;
 before(async () => {
@@ -130,6 +131,39 @@ test('SRV: lowest priority targets, their ports and weights, TTL of the target a
   assert.deepEqual(a?.metadata, { target: 'a.test', priority: 10, srvWeight: 5 });
   assert.equal(clock.nextTimerAt, 6650, 'smallest target TTL, 7s, minus 5%');
   await d.close();
+});
+
+test('A+AAAA: both families asked and merged, the smaller TTL wins; one family empty is no error', async () => {
+  const answers = (v4: DnsReply, v6: DnsReply) => (q: Question) => (q.type === 'AAAA' ? v6 : q.type === 'A' ? v4 : {});
+  dns.answer = answers(aRecords('users.test', 20, '10.0.0.1', '10.0.0.2'), aaaaRecords('users.test', 8, 'fd00::1'));
+  const { d, clock, next, ids } = await resolve({ type: 'A+AAAA' });
+  assert.deepEqual(ids(), ['10.0.0.1:8080', '10.0.0.2:8080', '[fd00::1]:8080']);
+  assert.equal(d.endpoints().get('[fd00::1]:8080')?.address, 'fd00::1', 'the id brackets the address, the address is bare');
+  assert.deepEqual(dns.queries.slice(-2).sort(), ['A users.test', 'AAAA users.test']);
+  assert.equal(clock.nextTimerAt, 7600, 'the AAAA TTL, 8s, minus 5%');
+  // The name loses its IPv6 addresses (NODATA for AAAA): the IPv4 ones are the answer.
+  dns.answer = answers(aRecords('users.test', 20, '10.0.0.1'), {});
+  await next();
+  assert.deepEqual(ids(), ['10.0.0.1:8080']);
+  // And the other way round (NXDOMAIN for A).
+  dns.answer = answers({ rcode: 'NXDOMAIN' }, aaaaRecords('users.test', 30, 'fd00::2'));
+  await next();
+  assert.deepEqual(ids(), ['[fd00::2]:8080']);
+  assert.equal(d.stats.errors, 0);
+  assert.equal(d.stats.empty, 0, 'one family empty is not an empty answer');
+  // A failing family is an error, not half an answer: the last good set stays.
+  dns.answer = answers(aRecords('users.test', 20, '10.0.0.9'), { rcode: 'SERVFAIL' });
+  await next();
+  assert.deepEqual(ids(), ['[fd00::2]:8080']);
+  assert.equal(d.stats.errors, 1);
+  assert.equal(d.status().health, 'failing');
+  // Both empty is a (suspect) empty answer, as for one family.
+  dns.answer = answers({}, {});
+  await next();
+  assert.equal(d.stats.empty, 1);
+  assert.deepEqual(ids(), ['[fd00::2]:8080'], 'kept: one empty answer is suspect');
+  await d.close();
+  assert.equal(clock.pendingTimers, 0);
 });
 
 test('a balancer over failing DNS says discovery-failing; close() cancels a lookup in flight', async () => {
