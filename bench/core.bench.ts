@@ -5,16 +5,6 @@
  *
  *   npm run bench:core   (compiled with tsc, as users run it)
  */
-import {
-  ConsecutiveBreaker,
-  circuitBreaker,
-  retry as cockatielRetry,
-  timeout as cockatielTimeout,
-  handleAll,
-  TimeoutStrategy,
-  wrap,
-} from 'cockatiel';
-import CircuitBreaker from 'opossum';
 import { Readiness, ServiceBuilder } from '../src/index.js';
 import { check, measure, table, writeResults } from './harness.js';
 import { bare, benchCommand, cockatielWrap, opossumBreaker, withCtx } from './peers.js';

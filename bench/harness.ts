@@ -32,8 +32,6 @@ export interface MeasureOptions {
   rounds?: number;
 }
 
-const gc = (globalThis as { gc?: () => void }).gc;
-
 async function round(fn: () => Promise<unknown>, calls: number): Promise<{ ns: number; bytes: number }> {
   // Timed without forcing a collection first: a full gc before each round shrinks the young
   // generation again and charges allocation-heavy cases for scavenges a running process

@@ -16,5 +16,9 @@ for (const root of roots.length > 0 ? roots : ['test']) {
   }
 }
 files.sort();
-const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', ...flags, ...files], { stdio: 'inherit' });
+const result = spawnSync(
+  process.execPath,
+  ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', ...flags, ...files],
+  { stdio: 'inherit' },
+);
 process.exit(result.status ?? 1);

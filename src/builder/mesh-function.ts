@@ -151,6 +151,7 @@ const meshFunctionPrototype: object = Object.create(Function.prototype, {
 function contextPassingWrapper(stack: Service<unknown[], unknown>, ownParams: number): (...args: unknown[]) => Promise<unknown> {
   if (ownParams === 1) {
     return function meshCall1(this: unknown, a: unknown) {
+      // biome-ignore lint/complexity/noArguments: arguments.length is free; a rest parameter allocates on every call
       if (arguments.length > 1) return callWithContext(stack, ownParams, Array.from(arguments));
       const ctx = new CallContext();
       return stack.call([a, ctx], ctx);
@@ -158,6 +159,7 @@ function contextPassingWrapper(stack: Service<unknown[], unknown>, ownParams: nu
   }
   if (ownParams === 2) {
     return function meshCall2(this: unknown, a: unknown, b: unknown) {
+      // biome-ignore lint/complexity/noArguments: arguments.length is free; a rest parameter allocates on every call
       if (arguments.length > 2) return callWithContext(stack, ownParams, Array.from(arguments));
       const ctx = new CallContext();
       return stack.call([a, b, ctx], ctx);

@@ -8,7 +8,7 @@ import { EventHub } from '../core/events.js';
 import { FusedService, isHooked } from '../core/hooks.js';
 import type { OptionsOrLive } from '../core/params.js';
 import { defaultRegistry, type StackRegistry } from '../core/registry.js';
-import type { Layer, LayerDescription, Service, StackEnv } from '../core/service.js';
+import type { Layer, Service, StackEnv } from '../core/service.js';
 import type { Discovery, Endpoint } from '../discovery/types.js';
 import { type AdaptiveConcurrencyOptions, adaptiveConcurrency } from '../layers/adaptive-concurrency/index.js';
 import {

@@ -124,7 +124,7 @@ test('describe lists each layer with its live parameters; the registry lists sta
     ['timeout', 'retry', 'service'],
   );
   assert.deepEqual(layers[0]?.params, { timeout: '250ms' });
-  assert.equal((layers[1]?.params as { attempts: number }).attempts, 3);
+  assert.equal((layers[1]!.params as { attempts: number }).attempts, 3);
   assert.equal(registry.list()[0]?.name, 'users');
   assert.equal(fn.ready(), true);
   await fn.close();

@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type CallContext, type Duration, InvalidOptionError, ServiceBuilder, ServiceClosedError, TimeoutError } from '../../../src/index.js';
+import {
+  type CallContext,
+  type Duration,
+  InvalidOptionError,
+  ServiceBuilder,
+  ServiceClosedError,
+  TimeoutError,
+} from '../../../src/index.js';
 import { MockService, VirtualClock } from '../../../src/testing/index.js';
 import { observe } from '../../support/leaks.js';
 
