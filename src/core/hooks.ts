@@ -11,7 +11,7 @@
  */
 
 import type { CallContext } from './context.js';
-import type { LayerDescription, Service } from './service.js';
+import type { LayerDescription, Service, Settler } from './service.js';
 
 /** What a before/after layer does for each call. */
 export interface CallHooks {
@@ -69,6 +69,58 @@ async function runAdmitted<Req, Res>(
   return value;
 }
 
+// The promise executor reads its target from here, so a call settled through a settler
+// allocates no executor closure (the executor runs synchronously inside `new Promise`).
+let executorTarget: SettledCall | undefined;
+function captureSettlers(resolve: (value: unknown) => void, reject: (error: unknown) => void): void {
+  const target = executorTarget as SettledCall;
+  target.resolve = resolve;
+  target.reject = reject;
+}
+
+/**
+ * An admitted call whose service beneath reports into it ({@link Service.callInto}): the hooks
+ * settle and the caller's promise resolves from the same reaction, with no promise of the
+ * service's own in between.
+ */
+class SettledCall implements Settler {
+  resolve!: (value: unknown) => void;
+  reject!: (error: unknown) => void;
+  readonly promise: Promise<unknown>;
+  readonly hooks: readonly CallHooks[];
+  readonly tokens: readonly number[];
+  readonly ctx: CallContext;
+
+  constructor(hooks: readonly CallHooks[], tokens: readonly number[], ctx: CallContext) {
+    this.hooks = hooks;
+    this.tokens = tokens;
+    this.ctx = ctx;
+    executorTarget = this;
+    this.promise = new Promise(captureSettlers);
+    executorTarget = undefined;
+  }
+
+  settle(threw: boolean, outcome: unknown): void {
+    report(this.hooks, this.tokens, this.hooks.length, threw, outcome, this.ctx);
+    if (threw) this.reject(outcome);
+    else this.resolve(outcome);
+  }
+}
+
+/** Runs an admitted call: through the service's settler entry point when it has one. */
+function runAdmittedCall<Req, Res>(
+  hooks: readonly CallHooks[],
+  tokens: number[],
+  target: Service<Req, Res>,
+  req: Req,
+  ctx: CallContext,
+): Promise<Res> {
+  if (target.callInto === undefined) return runAdmitted(hooks, tokens, target, req, ctx);
+  const call = new SettledCall(hooks, tokens, ctx);
+  target.callInto(req, ctx, call);
+  return call.promise as Promise<Res>;
+}
+
 /** {@link runAdmitted} for a group of one, without the arrays. */
 async function runAdmittedOne<Req, Res>(
   hook: CallHooks,
@@ -117,7 +169,7 @@ async function admitSlowly<Req, Res>(
       throw refusal;
     }
   }
-  return runAdmitted(hooks, tokens, target, req, ctx);
+  return runAdmittedCall(hooks, tokens, target, req, ctx);
 }
 
 function admitOne(hook: CallHooks, ctx: CallContext): number | Promise<number> | Error {
@@ -153,7 +205,7 @@ export class FusedService<Req, Res> implements Service<Req, Res> {
 
   call(req: Req, ctx: CallContext): Promise<Res> {
     const hooks = this.hooks;
-    if (hooks.length === 1) return callThroughHooks(hooks[0] as CallHooks, this.target, req, ctx);
+    if (hooks.length === 1 && this.target.callInto === undefined) return callThroughHooks(hooks[0] as CallHooks, this.target, req, ctx);
     const tokens = new Array<number>(hooks.length);
     for (let i = 0; i < hooks.length; i++) {
       const token = admitOne(hooks[i] as CallHooks, ctx);
@@ -166,7 +218,7 @@ export class FusedService<Req, Res> implements Service<Req, Res> {
       }
       tokens[i] = token;
     }
-    return runAdmitted(hooks, tokens, this.target, req, ctx);
+    return runAdmittedCall(hooks, tokens, this.target, req, ctx);
   }
 
   /** The service of the outermost layer of the group (its handle: state, stats, ...). */

@@ -102,3 +102,19 @@ test('a failing call is reported as thrown to every hook', async () => {
   assert.deepEqual(log, ['admit a', 'admit b', 'settled b 0 threw down', 'settled a 0 threw down']);
   await fn.close();
 });
+
+test("hooks above a retry settle from the retry's own reaction, for successes, retries and failures", async () => {
+  const log: string[] = [];
+  let failuresLeft = 1;
+  const fn = new ServiceBuilder({ registry: false })
+    .layer(hookLayer('a', log, () => 5))
+    .retry({ attempts: 1, retryOn: ['error'], backoff: { base: '0ms' }, budget: false })
+    .service(async (x: string) => {
+      if (failuresLeft-- > 0) throw new Error('flaky');
+      return x;
+    });
+  assert.equal(await fn('v'), 'v');
+  failuresLeft = 5;
+  await assert.rejects(fn('w'), /flaky/);
+  assert.deepEqual(log, ['admit a', 'settled a 5 ok v', 'admit a', 'settled a 5 threw flaky']);
+});
