@@ -12,6 +12,7 @@
 
 import type { CallContext } from './context.js';
 import type { LayerDescription, Service, Settler } from './service.js';
+import { callInto, promiseFor, type Settleable } from './settle.js';
 
 /** What a before/after layer does for each call. */
 export interface CallHooks {
@@ -69,21 +70,12 @@ async function runAdmitted<Req, Res>(
   return value;
 }
 
-// The promise executor reads its target from here, so a call settled through a settler
-// allocates no executor closure (the executor runs synchronously inside `new Promise`).
-let executorTarget: SettledCall | undefined;
-function captureSettlers(resolve: (value: unknown) => void, reject: (error: unknown) => void): void {
-  const target = executorTarget as SettledCall;
-  target.resolve = resolve;
-  target.reject = reject;
-}
-
 /**
  * An admitted call whose service beneath reports into it ({@link Service.callInto}): the hooks
  * settle and the caller's promise resolves from the same reaction, with no promise of the
  * service's own in between.
  */
-class SettledCall implements Settler {
+class SettledCall implements Settler, Settleable {
   resolve!: (value: unknown) => void;
   reject!: (error: unknown) => void;
   readonly promise: Promise<unknown>;
@@ -95,9 +87,7 @@ class SettledCall implements Settler {
     this.hooks = hooks;
     this.tokens = tokens;
     this.ctx = ctx;
-    executorTarget = this;
-    this.promise = new Promise(captureSettlers);
-    executorTarget = undefined;
+    this.promise = promiseFor(this);
   }
 
   settle(threw: boolean, outcome: unknown): void {
@@ -117,7 +107,7 @@ function runAdmittedCall<Req, Res>(
 ): Promise<Res> {
   if (target.callInto === undefined) return runAdmitted(hooks, tokens, target, req, ctx);
   const call = new SettledCall(hooks, tokens, ctx);
-  target.callInto(req, ctx, call);
+  callInto(target, req, ctx, call);
   return call.promise as Promise<Res>;
 }
 

@@ -6,6 +6,7 @@ import { ServiceClosedError } from '../../core/errors.js';
 import type { RetrySkipReason } from '../../core/events.js';
 import type { Param } from '../../core/params.js';
 import { describeChain, type LayerDescription, type Service, type Settler, type StackEnv } from '../../core/service.js';
+import { settleFrom } from '../../core/settle.js';
 import { TimeoutService } from '../timeout/timeout.js';
 import { backoffDelay } from './backoff.js';
 import { RetryBudget, type RetryBudgetOptions } from './budget.js';
@@ -33,13 +34,6 @@ function sleep(clock: Clock, ms: number, ctx: CallContext): Promise<boolean> {
       resolve(false);
     });
   });
-}
-
-function settleFrom(promise: Promise<unknown>, settler: Settler): void {
-  promise.then(
-    (value) => settler.settle(false, value),
-    (error: unknown) => settler.settle(true, error),
-  );
 }
 
 /** The service of the retry layer; see the module doc in `index.ts`. */

@@ -6,37 +6,38 @@ import { ServiceClosedError, TimeoutError } from '../../core/errors.js';
 import type { EventHub } from '../../core/events.js';
 import type { Param } from '../../core/params.js';
 import { describeChain, type LayerDescription, type Service, type Settler } from '../../core/service.js';
+import { callInto, promiseFor, type Settleable } from '../../core/settle.js';
 import type { TimeoutParams } from './options.js';
 
-// The promise executor reads its target from here, so creating a pending call allocates no
-// closure (the executor runs synchronously inside `new Promise`).
-let executorTarget: PendingCall | undefined;
-function captureSettlers(resolve: (value: unknown) => void, reject: (error: unknown) => void): void {
-  const target = executorTarget as PendingCall;
-  target.resolve = resolve;
-  target.reject = reject;
-}
-
-/** One call racing its deadline. */
-class PendingCall extends DeadlineEntry implements Settler {
+/**
+ * One call racing its deadline. It settles the caller's promise of its own, or, when the layer
+ * above handed it a settler ({@link Service.callInto}), that settler.
+ */
+class PendingCall extends DeadlineEntry implements Settler, Settleable {
   resolve!: (value: unknown) => void;
   reject!: (error: unknown) => void;
-  readonly promise: Promise<unknown>;
+  readonly promise: Promise<unknown> | undefined;
+  readonly outer: Settler | undefined;
   settled = false;
   readonly ctx: CallContext;
   readonly previousDeadline: number;
   readonly timeoutMs: number;
   readonly owner: TimeoutService<unknown, unknown>;
 
-  constructor(owner: TimeoutService<unknown, unknown>, ctx: CallContext, previousDeadline: number, timeoutMs: number) {
+  constructor(
+    owner: TimeoutService<unknown, unknown>,
+    ctx: CallContext,
+    previousDeadline: number,
+    timeoutMs: number,
+    outer: Settler | undefined,
+  ) {
     super();
     this.owner = owner;
     this.ctx = ctx;
     this.previousDeadline = previousDeadline;
     this.timeoutMs = timeoutMs;
-    executorTarget = this;
-    this.promise = new Promise(captureSettlers);
-    executorTarget = undefined;
+    this.outer = outer;
+    this.promise = outer === undefined ? promiseFor(this) : undefined;
   }
 
   /** The inner call settled first: hand its outcome on and drop the deadline. */
@@ -45,8 +46,7 @@ class PendingCall extends DeadlineEntry implements Settler {
     this.settled = true;
     this.ctx.deadline = this.previousDeadline;
     this.list?.remove(this);
-    if (threw) this.reject(outcome);
-    else this.resolve(outcome);
+    this.#forward(threw, outcome);
   }
 
   expire(): void {
@@ -59,7 +59,13 @@ class PendingCall extends DeadlineEntry implements Settler {
     // go on (a retry above a per-try timeout) or is over.
     ctx.abortAttempt(error);
     this.owner.timedOut(this);
-    this.reject(error);
+    this.#forward(true, error);
+  }
+
+  #forward(threw: boolean, outcome: unknown): void {
+    if (this.outer !== undefined) this.outer.settle(threw, outcome);
+    else if (threw) this.reject(outcome);
+    else this.resolve(outcome);
   }
 }
 
@@ -87,35 +93,33 @@ export class TimeoutService<Req, Res> implements Service<Req, Res> {
   call(req: Req, ctx: CallContext): Promise<Res> {
     if (this.#closed) return Promise.reject(new ServiceClosedError({ layer: 'timeout' }));
     const timeoutMs = this.#param.get().timeoutMs;
+    if (timeoutMs === Number.POSITIVE_INFINITY && ctx.deadline === Number.POSITIVE_INFINITY) return this.#inner.call(req, ctx);
+    const pending = this.#start(req, ctx, timeoutMs, undefined);
+    return (pending instanceof Error ? Promise.reject(pending) : pending.promise) as Promise<Res>;
+  }
+
+  /** {@link TimeoutService.call}, settling the caller's settler: no promise of its own. */
+  callInto(req: Req, ctx: CallContext, settler: Settler): void {
+    if (this.#closed) return settler.settle(true, new ServiceClosedError({ layer: 'timeout' }));
+    const timeoutMs = this.#param.get().timeoutMs;
+    if (timeoutMs === Number.POSITIVE_INFINITY && ctx.deadline === Number.POSITIVE_INFINITY)
+      return callInto(this.#inner, req, ctx, settler);
+    const pending = this.#start(req, ctx, timeoutMs, settler);
+    if (pending instanceof Error) settler.settle(true, pending);
+  }
+
+  /** Sets the deadline, enters it in the shared lists and starts the inner call. */
+  #start(req: Req, ctx: CallContext, timeoutMs: number, outer: Settler | undefined): PendingCall | TimeoutError {
     const previousDeadline = ctx.deadline;
-    if (timeoutMs === Number.POSITIVE_INFINITY && previousDeadline === Number.POSITIVE_INFINITY) {
-      return this.#inner.call(req, ctx);
-    }
     const now = this.#clock.now();
     const own = now + timeoutMs;
     const at = own < previousDeadline ? own : previousDeadline;
-    if (at <= now) {
-      return Promise.reject(new TimeoutError(Math.round(timeoutMs < previousDeadline - now ? timeoutMs : 0)));
-    }
-    const pending = new PendingCall(this as TimeoutService<unknown, unknown>, ctx, previousDeadline, at - now);
+    if (at <= now) return new TimeoutError(Math.round(timeoutMs < previousDeadline - now ? timeoutMs : 0));
+    const pending = new PendingCall(this as TimeoutService<unknown, unknown>, ctx, previousDeadline, at - now, outer);
     ctx.deadline = at;
     this.#listOf(timeoutMs).insert(pending, at, now);
-    const inner = this.#inner;
-    if (inner.callInto !== undefined) {
-      inner.callInto(req, ctx, pending);
-      return pending.promise as Promise<Res>;
-    }
-    let answer: Promise<Res>;
-    try {
-      answer = inner.call(req, ctx);
-    } catch (error) {
-      answer = Promise.reject(error);
-    }
-    answer.then(
-      (value) => pending.settle(false, value),
-      (error) => pending.settle(true, error),
-    );
-    return pending.promise as Promise<Res>;
+    callInto(this.#inner, req, ctx, pending);
+    return pending;
   }
 
   /** @internal reports an expiry. */
