@@ -12,7 +12,7 @@
 
 import type { CallContext } from './context.js';
 import type { LayerDescription, Service, Settler } from './service.js';
-import { callInto, promiseFor, type Settleable } from './settle.js';
+import { callInto, promiseFor, type Settleable, settleFrom } from './settle.js';
 
 /** What a before/after layer does for each call. */
 export interface CallHooks {
@@ -78,21 +78,25 @@ async function runAdmitted<Req, Res>(
 class SettledCall implements Settler, Settleable {
   resolve!: (value: unknown) => void;
   reject!: (error: unknown) => void;
-  readonly promise: Promise<unknown>;
+  readonly promise: Promise<unknown> | undefined;
   readonly hooks: readonly CallHooks[];
   readonly tokens: readonly number[];
   readonly ctx: CallContext;
+  readonly outer: Settler | undefined;
 
-  constructor(hooks: readonly CallHooks[], tokens: readonly number[], ctx: CallContext) {
+  /** With `outer`, the outcome goes on to it (the layer above's settler) instead of a promise. */
+  constructor(hooks: readonly CallHooks[], tokens: readonly number[], ctx: CallContext, outer: Settler | undefined) {
     this.hooks = hooks;
     this.tokens = tokens;
     this.ctx = ctx;
-    this.promise = promiseFor(this);
+    this.outer = outer;
+    this.promise = outer === undefined ? promiseFor(this) : undefined;
   }
 
   settle(threw: boolean, outcome: unknown): void {
     report(this.hooks, this.tokens, this.hooks.length, threw, outcome, this.ctx);
-    if (threw) this.reject(outcome);
+    if (this.outer !== undefined) this.outer.settle(threw, outcome);
+    else if (threw) this.reject(outcome);
     else this.resolve(outcome);
   }
 }
@@ -106,7 +110,7 @@ function runAdmittedCall<Req, Res>(
   ctx: CallContext,
 ): Promise<Res> {
   if (target.callInto === undefined) return runAdmitted(hooks, tokens, target, req, ctx);
-  const call = new SettledCall(hooks, tokens, ctx);
+  const call = new SettledCall(hooks, tokens, ctx, undefined);
   callInto(target, req, ctx, call);
   return call.promise as Promise<Res>;
 }
@@ -209,6 +213,26 @@ export class FusedService<Req, Res> implements Service<Req, Res> {
       tokens[i] = token;
     }
     return runAdmittedCall(hooks, tokens, this.target, req, ctx);
+  }
+
+  /** {@link FusedService.call}, reporting to the caller's settler: no promise of the group's own. */
+  callInto(req: Req, ctx: CallContext, settler: Settler): void {
+    const hooks = this.hooks;
+    const tokens = new Array<number>(hooks.length);
+    for (let i = 0; i < hooks.length; i++) {
+      const token = admitOne(hooks[i] as CallHooks, ctx);
+      if (typeof token !== 'number') {
+        if (token instanceof Error) {
+          report(hooks, tokens, i, true, token, ctx);
+          settler.settle(true, token);
+        } else {
+          settleFrom(admitSlowly(hooks, tokens, i, token, this.target, req, ctx), settler);
+        }
+        return;
+      }
+      tokens[i] = token;
+    }
+    callInto(this.target, req, ctx, new SettledCall(hooks, tokens, ctx, settler));
   }
 
   /** The service of the outermost layer of the group (its handle: state, stats, ...). */

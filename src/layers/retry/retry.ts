@@ -6,7 +6,7 @@ import { ServiceClosedError } from '../../core/errors.js';
 import type { RetrySkipReason } from '../../core/events.js';
 import type { Param } from '../../core/params.js';
 import { describeChain, type LayerDescription, type Service, type Settler, type StackEnv } from '../../core/service.js';
-import { settleFrom } from '../../core/settle.js';
+import { callInto, settleFrom } from '../../core/settle.js';
 import { TimeoutService } from '../timeout/timeout.js';
 import { backoffDelay } from './backoff.js';
 import { RetryBudget, type RetryBudgetOptions } from './budget.js';
@@ -34,6 +34,23 @@ function sleep(clock: Clock, ms: number, ctx: CallContext): Promise<boolean> {
       resolve(false);
     });
   });
+}
+
+/** The first attempt of a call made through {@link RetryService.callInto}: what it needs to retry. */
+class FirstAttempt implements Settler {
+  constructor(
+    readonly owner: RetryService<unknown, unknown>,
+    readonly req: unknown,
+    readonly ctx: CallContext,
+    readonly params: RetryParams,
+    readonly budget: RetryBudget | undefined,
+    readonly deadline: number,
+    readonly outer: Settler,
+  ) {}
+
+  settle(threw: boolean, outcome: unknown): void {
+    this.owner.firstSettled(this, threw, outcome);
+  }
 }
 
 /** The service of the retry layer; see the module doc in `index.ts`. */
@@ -85,7 +102,11 @@ export class RetryService<Req, Res> implements Service<Req, Res> {
     );
   }
 
-  /** {@link RetryService.call}, reporting to the caller's settler: one promise fewer per call. */
+  /**
+   * {@link RetryService.call}, reporting to the caller's settler. The first attempt reports to
+   * a {@link FirstAttempt} in turn, so a stack of settler-capable layers answers through one
+   * reaction: no promise of the retry's own unless an attempt failed.
+   */
   callInto(req: Req, ctx: CallContext, settler: Settler): void {
     if (this.#closed) {
       settler.settle(true, new ServiceClosedError({ layer: 'retry' }));
@@ -93,16 +114,30 @@ export class RetryService<Req, Res> implements Service<Req, Res> {
     }
     const params = this.#param.get();
     const budget = this.#budgetFor(params);
-    const deadline = ctx.deadline;
-    const first = this.#first(req, ctx, params, budget);
-    const judge = this.#classifier.judgesResults !== false;
-    first.then(
-      (result) => {
-        if (!judge || this.#classifier.classifyResult(result).kind === 'success') settler.settle(false, result);
-        else settleFrom(this.#recover(req, ctx, params, budget, deadline, false, undefined, result), settler);
-      },
-      (error: unknown) => settleFrom(this.#recover(req, ctx, params, budget, deadline, true, error, undefined), settler),
+    budget?.deposit();
+    this.#calls++;
+    const attempt = new FirstAttempt(this as RetryService<unknown, unknown>, req, ctx, params, budget, ctx.deadline, settler);
+    callInto(this.#target(params) as Service<unknown, unknown>, req, ctx, attempt);
+  }
+
+  /** @internal the first attempt settled; see {@link FirstAttempt}. */
+  firstSettled(attempt: FirstAttempt, threw: boolean, outcome: unknown): void {
+    const classifier = this.#classifier;
+    if (!threw && (classifier.judgesResults === false || classifier.classifyResult(outcome).kind === 'success')) {
+      attempt.outer.settle(false, outcome);
+      return;
+    }
+    const recovering = this.#recover(
+      attempt.req as Req,
+      attempt.ctx,
+      attempt.params,
+      attempt.budget,
+      attempt.deadline,
+      threw,
+      threw ? outcome : undefined,
+      threw ? undefined : (outcome as Res),
     );
+    settleFrom(recovering, attempt.outer);
   }
 
   /** Counts the call and starts its first attempt. */
