@@ -100,10 +100,15 @@ export class TimeoutService<Req, Res> implements Service<Req, Res> {
 
   /** {@link TimeoutService.call}, settling the caller's settler: no promise of its own. */
   callInto(req: Req, ctx: CallContext, settler: Settler): void {
-    if (this.#closed) return settler.settle(true, new ServiceClosedError({ layer: 'timeout' }));
+    if (this.#closed) {
+      settler.settle(true, new ServiceClosedError({ layer: 'timeout' }));
+      return;
+    }
     const timeoutMs = this.#param.get().timeoutMs;
-    if (timeoutMs === Number.POSITIVE_INFINITY && ctx.deadline === Number.POSITIVE_INFINITY)
-      return callInto(this.#inner, req, ctx, settler);
+    if (timeoutMs === Number.POSITIVE_INFINITY && ctx.deadline === Number.POSITIVE_INFINITY) {
+      callInto(this.#inner, req, ctx, settler);
+      return;
+    }
     const pending = this.#start(req, ctx, timeoutMs, settler);
     if (pending instanceof Error) settler.settle(true, pending);
   }
