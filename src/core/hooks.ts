@@ -52,24 +52,6 @@ function report(
   }
 }
 
-async function runAdmitted<Req, Res>(
-  hooks: readonly CallHooks[],
-  tokens: number[],
-  target: Service<Req, Res>,
-  req: Req,
-  ctx: CallContext,
-): Promise<Res> {
-  let value: Res;
-  try {
-    value = await target.call(req, ctx);
-  } catch (error) {
-    report(hooks, tokens, hooks.length, true, error, ctx);
-    throw error;
-  }
-  report(hooks, tokens, hooks.length, false, value, ctx);
-  return value;
-}
-
 /**
  * An admitted call whose service beneath reports into it ({@link Service.callInto}): the hooks
  * settle and the caller's promise resolves from the same reaction, with no promise of the
@@ -101,7 +83,10 @@ class SettledCall implements Settler, Settleable {
   }
 }
 
-/** Runs an admitted call: through the service's settler entry point when it has one. */
+/**
+ * Runs an admitted call and settles its hooks, then the caller's promise, from one reaction:
+ * through the service's settler entry point when it has one.
+ */
 function runAdmittedCall<Req, Res>(
   hooks: readonly CallHooks[],
   tokens: number[],
@@ -109,37 +94,9 @@ function runAdmittedCall<Req, Res>(
   req: Req,
   ctx: CallContext,
 ): Promise<Res> {
-  if (target.callInto === undefined) return runAdmitted(hooks, tokens, target, req, ctx);
   const call = new SettledCall(hooks, tokens, ctx, undefined);
   callInto(target, req, ctx, call);
   return call.promise as Promise<Res>;
-}
-
-/** {@link runAdmitted} for a group of one, without the arrays. */
-async function runAdmittedOne<Req, Res>(
-  hook: CallHooks,
-  token: number,
-  target: Service<Req, Res>,
-  req: Req,
-  ctx: CallContext,
-): Promise<Res> {
-  let value: Res;
-  try {
-    value = await target.call(req, ctx);
-  } catch (error) {
-    settleOne(hook, token, true, error, ctx);
-    throw error;
-  }
-  settleOne(hook, token, false, value, ctx);
-  return value;
-}
-
-function settleOne(hook: CallHooks, token: number, threw: boolean, outcome: unknown, ctx: CallContext): void {
-  try {
-    hook.settled(token, threw, outcome, ctx);
-  } catch (error) {
-    process.emitWarning(`sidecarless: a layer's settle hook threw: ${String(error)}`, 'SidecarlessInternalWarning');
-  }
 }
 
 /** Admits from hook `from` on, waiting where a hook says so; unwinds the admitted ones on refusal. */
@@ -199,7 +156,6 @@ export class FusedService<Req, Res> implements Service<Req, Res> {
 
   call(req: Req, ctx: CallContext): Promise<Res> {
     const hooks = this.hooks;
-    if (hooks.length === 1 && this.target.callInto === undefined) return callThroughHooks(hooks[0] as CallHooks, this.target, req, ctx);
     const tokens = new Array<number>(hooks.length);
     for (let i = 0; i < hooks.length; i++) {
       const token = admitOne(hooks[i] as CallHooks, ctx);
@@ -259,7 +215,7 @@ export class FusedService<Req, Res> implements Service<Req, Res> {
  */
 export function callThroughHooks<Req, Res>(hooks: CallHooks, inner: Service<Req, Res>, req: Req, ctx: CallContext): Promise<Res> {
   const token = admitOne(hooks, ctx);
-  if (typeof token === 'number') return runAdmittedOne(hooks, token, inner, req, ctx);
+  if (typeof token === 'number') return runAdmittedCall([hooks], [token], inner, req, ctx);
   if (token instanceof Error) return Promise.reject(token);
   return admitSlowly([hooks], [0], 0, token, inner, req, ctx);
 }
