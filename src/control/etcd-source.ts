@@ -45,6 +45,9 @@ export function etcdSource(options: EtcdSourceOptions): ConfigSource {
 // etcd3's default fault policies retry and open a breaker for seconds after a few failures;
 // this source has its own re-read loop, so each call simply fails fast. (Async: etcd3 chains
 // `.catch` on the result, so a synchronous throw would escape as an uncaught exception.)
+/** How long close() waits for a read or watch creation in flight. */
+const CLOSE_WAIT_MS = 1000;
+
 const passThrough = { execute: async (fn: (context: { signal: AbortSignal }) => unknown) => fn({ signal: new AbortController().signal }) };
 
 class EtcdSource implements ConfigSource {
@@ -182,8 +185,18 @@ class EtcdSource implements ConfigSource {
     this.#closed = true;
     if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
     this.#timer = undefined;
-    await this.#running.catch(() => {});
-    await this.#dropWatcher();
+    // A read or a watch creation in flight has no deadline of its own: wait for it a little,
+    // not forever (etcd may be gone), then drop the watch and close the client.
+    let waited: unknown;
+    await Promise.race([
+      this.#running.catch(() => {}),
+      new Promise<void>((resolve) => {
+        waited = this.#clock.setTimer(resolve, CLOSE_WAIT_MS);
+      }),
+    ]);
+    this.#clock.clearTimer(waited);
+    // The cancel goes out on the watch stream; closing the client does not wait for its answer.
+    void this.#dropWatcher();
     this.#client?.close();
     this.#client = undefined;
   }
