@@ -16,9 +16,13 @@ for (const root of roots.length > 0 ? roots : ['test']) {
   }
 }
 files.sort();
+// A bound on the whole run: a test file that never exits fails the run loudly instead of
+// hanging CI until its time limit.
+const WHOLE_RUN_MS = 20 * 60_000;
 const result = spawnSync(
   process.execPath,
   ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', ...flags, ...files],
-  { stdio: 'inherit' },
+  { stdio: 'inherit', timeout: WHOLE_RUN_MS, killSignal: 'SIGKILL' },
 );
+if (result.error) console.error(`test run stopped: ${result.error.message}`);
 process.exit(result.status ?? 1);
