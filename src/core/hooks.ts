@@ -131,6 +131,27 @@ function admitOne(hook: CallHooks, ctx: CallContext): number | Promise<number> |
   }
 }
 
+// What stopped {@link admitAll}: read right after it returns, then cleared.
+let unadmitted: Promise<number> | Error | undefined;
+
+/**
+ * Runs the hooks' admissions in order. Returns -1 when all admitted the call at once; else the
+ * index of the hook that refused (its error, with the admitted hooks already told) or must wait
+ * (its promise), left in `unadmitted`.
+ */
+function admitAll(hooks: readonly CallHooks[], tokens: number[], ctx: CallContext): number {
+  for (let i = 0; i < hooks.length; i++) {
+    const token = admitOne(hooks[i] as CallHooks, ctx);
+    if (typeof token !== 'number') {
+      if (token instanceof Error) report(hooks, tokens, i, true, token, ctx);
+      unadmitted = token;
+      return i;
+    }
+    tokens[i] = token;
+  }
+  return -1;
+}
+
 /**
  * Hooks of consecutive before/after layers around the service beneath them. Readiness,
  * description and closing go through the outermost layer's own service, which reaches the
@@ -157,38 +178,27 @@ export class FusedService<Req, Res> implements Service<Req, Res> {
   call(req: Req, ctx: CallContext): Promise<Res> {
     const hooks = this.hooks;
     const tokens = new Array<number>(hooks.length);
-    for (let i = 0; i < hooks.length; i++) {
-      const token = admitOne(hooks[i] as CallHooks, ctx);
-      if (typeof token !== 'number') {
-        if (token instanceof Error) {
-          report(hooks, tokens, i, true, token, ctx);
-          return Promise.reject(token);
-        }
-        return admitSlowly(hooks, tokens, i, token, this.target, req, ctx);
-      }
-      tokens[i] = token;
-    }
-    return runAdmittedCall(hooks, tokens, this.target, req, ctx);
+    const stopped = admitAll(hooks, tokens, ctx);
+    if (stopped < 0) return runAdmittedCall(hooks, tokens, this.target, req, ctx);
+    const answer = unadmitted as Promise<number> | Error;
+    unadmitted = undefined;
+    if (answer instanceof Error) return Promise.reject(answer);
+    return admitSlowly(hooks, tokens, stopped, answer, this.target, req, ctx);
   }
 
   /** {@link FusedService.call}, reporting to the caller's settler: no promise of the group's own. */
   callInto(req: Req, ctx: CallContext, settler: Settler): void {
     const hooks = this.hooks;
     const tokens = new Array<number>(hooks.length);
-    for (let i = 0; i < hooks.length; i++) {
-      const token = admitOne(hooks[i] as CallHooks, ctx);
-      if (typeof token !== 'number') {
-        if (token instanceof Error) {
-          report(hooks, tokens, i, true, token, ctx);
-          settler.settle(true, token);
-        } else {
-          settleFrom(admitSlowly(hooks, tokens, i, token, this.target, req, ctx), settler);
-        }
-        return;
-      }
-      tokens[i] = token;
+    const stopped = admitAll(hooks, tokens, ctx);
+    if (stopped < 0) {
+      callInto(this.target, req, ctx, new SettledCall(hooks, tokens, ctx, settler));
+      return;
     }
-    callInto(this.target, req, ctx, new SettledCall(hooks, tokens, ctx, settler));
+    const answer = unadmitted as Promise<number> | Error;
+    unadmitted = undefined;
+    if (answer instanceof Error) settler.settle(true, answer);
+    else settleFrom(admitSlowly(hooks, tokens, stopped, answer, this.target, req, ctx), settler);
   }
 
   /** The service of the outermost layer of the group (its handle: state, stats, ...). */
