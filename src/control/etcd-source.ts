@@ -47,6 +47,8 @@ export function etcdSource(options: EtcdSourceOptions): ConfigSource {
 // `.catch` on the result, so a synchronous throw would escape as an uncaught exception.)
 /** How long close() waits for a read or watch creation in flight. */
 const CLOSE_WAIT_MS = 1000;
+/** How long one read, watch creation or cancel may take before the source retries. */
+const STEP_TIMEOUT_MS = 5000;
 
 const passThrough = { execute: async (fn: (context: { signal: AbortSignal }) => unknown) => fn({ signal: new AbortController().signal }) };
 
@@ -106,18 +108,20 @@ class EtcdSource implements ConfigSource {
 
   async #readAndWatch(generation: number): Promise<void> {
     if (this.#closed || generation !== this.#generation) return;
-    await this.#dropWatcher();
+    await this.#withinStepTimeout(this.#dropWatcher());
     const client = await this.#connect();
-    const res = await client.getAll().prefix(this.#prefix).exec();
+    const res = await this.#withinStepTimeout(client.getAll().prefix(this.#prefix).exec());
     if (this.#closed || generation !== this.#generation) return;
     this.#values = new Map(res.kvs.map((kv) => [kv.key.toString(), kv.value.toString()]));
     const revision = BigInt(res.header.revision);
     this.#emit(String(revision));
-    const watcher = await client
-      .watch()
-      .prefix(this.#prefix)
-      .startRevision(String(revision + 1n))
-      .create();
+    const watcher = await this.#withinStepTimeout(
+      client
+        .watch()
+        .prefix(this.#prefix)
+        .startRevision(String(revision + 1n))
+        .create(),
+    );
     if (this.#closed || generation !== this.#generation) {
       await watcher.cancel().catch(() => {});
       return;
@@ -143,6 +147,12 @@ class EtcdSource implements ConfigSource {
 
   #failed(generation: number, error: Error): void {
     if (this.#closed || generation !== this.#generation) return;
+    // Start the next attempt on a fresh connection: the old client's channel may be the part
+    // that is stuck (its own reconnection timers are not ours to drive).
+    const stale = this.#client;
+    this.#client = undefined;
+    void this.#dropWatcher();
+    stale?.close();
     this.#options.onError?.(error);
     this.#failures++;
     const delay = backoffDelay(this.#backoff, this.#failures, this.#previousDelay, this.#random);
@@ -151,6 +161,20 @@ class EtcdSource implements ConfigSource {
       this.#timer = undefined;
       this.#resync();
     }, delay);
+  }
+
+  /**
+   * A read, a watch creation or a cancel that takes longer than {@link STEP_TIMEOUT_MS} fails,
+   * so the source retries instead of waiting forever on a call etcd will never answer (such
+   * calls carry no deadline of their own).
+   */
+  #withinStepTimeout<T>(step: Promise<T>): Promise<T> {
+    let timer: unknown;
+    const expired = new Promise<never>((_, reject) => {
+      timer = this.#clock.setTimer(() => reject(new Error(`etcd did not answer within ${STEP_TIMEOUT_MS}ms`)), STEP_TIMEOUT_MS);
+    });
+    step.catch(() => {}); // a step abandoned at its deadline may still fail later
+    return Promise.race([step, expired]).finally(() => this.#clock.clearTimer(timer));
   }
 
   /** Assembles `{ services }` from the keys and delivers it, unless it is what was delivered last. */
