@@ -65,10 +65,14 @@ const schema = z.strictObject({
   discard: z.custom<(result: unknown) => void>((v) => typeof v === 'function', { error: 'must be a function' }).optional(),
 });
 
+// Shared by every stack that keeps the defaults: options cost heap per wrapped service.
+const DEFAULT_RETRY_ON: ReadonlySet<string> = new Set(['retryable']);
+const NO_PER_TRY = Object.freeze({ timeoutMs: Number.POSITIVE_INFINITY });
+
 const RETRY_ON_WORD = /^[a-z0-9][a-z0-9_-]*$/i;
 
 function resolveRetryOn(value: unknown, field: string): ReadonlySet<string> | RetryPredicate {
-  if (value === undefined) return new Set(['retryable']);
+  if (value === undefined) return DEFAULT_RETRY_ON;
   if (typeof value === 'function') return value as RetryPredicate;
   const words = typeof value === 'string' ? value.split(',').map((w) => w.trim()) : value;
   if (!Array.isArray(words) || words.some((w) => typeof w !== 'string' || !RETRY_ON_WORD.test(w))) {
@@ -112,7 +116,7 @@ export function resolveRetryOptions(options: RetryOptions | undefined, field = '
     retryOn: resolveRetryOn(parsed.retryOn, `${field}.retryOn`),
     backoff: resolveBackoff(parsed.backoff as BackoffOptions | BackoffFunction | undefined, `${field}.backoff`),
     perTryTimeoutMs,
-    perTry: { timeoutMs: perTryTimeoutMs },
+    perTry: perTryTimeoutMs === Number.POSITIVE_INFINITY ? NO_PER_TRY : { timeoutMs: perTryTimeoutMs },
     budget,
     honorRetryAfter: parsed.honorRetryAfter,
     discard: parsed.discard as ((result: unknown) => void) | undefined,
