@@ -1,14 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { createAdminHandler, createAdminServer } from '../../src/admin/index.js';
 import { InvalidOptionError, MetricsRegistry, ServiceBuilder, StackRegistry } from '../../src/index.js';
+import { assertPromtoolClean } from '../layers/metrics/promtool.js';
 import { type Fixture, startFixture } from './fixture.js';
 
 let fx: Fixture;
@@ -48,22 +45,7 @@ test('/metrics parses as Prometheus text and counts the calls made', async () =>
 });
 
 test('/metrics passes promtool check metrics', async (t) => {
-  const which = spawnSync('promtool', ['--version'], { encoding: 'utf8' });
-  if (which.error) {
-    t.skip('promtool is not installed (Debian package "prometheus"); CI installs it');
-    return;
-  }
-  const { body } = await get('/metrics');
-  const dir = mkdtempSync(join(tmpdir(), 'sidecarless-promtool-'));
-  try {
-    const file = join(dir, 'metrics.txt');
-    writeFileSync(file, body);
-    const result = spawnSync('sh', ['-c', `promtool check metrics < "${file}"`], { encoding: 'utf8', timeout: 20_000 });
-    assert.equal(result.status, 0, `promtool said:\n${result.stdout}${result.stderr}`);
-    assert.equal(`${result.stdout}${result.stderr}`.trim(), '', 'no lint warnings either');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  assertPromtoolClean(t, (await get('/metrics')).body);
 });
 
 test('/live, and /ready follows the readiness latches', async () => {

@@ -29,16 +29,19 @@ function routeCounts(metrics: MetricsRegistry): Record<string, number> {
 test('a request over the concurrency limit is shed with 503 and Retry-After', async () => {
   let release!: () => void;
   const held = new Promise<void>((r) => (release = r));
+  let started!: () => void;
+  const admitted = new Promise<void>((r) => (started = r));
   const app = express();
   const mesh = meshMiddleware({ concurrency: 1, retryAfterSeconds: 2, metrics: false });
   app.use(mesh);
   app.get('/slow', async (_req, res) => {
+    started();
     await held;
     res.send('done');
   });
   const server = await listen(app);
   const first = fetch(`${server.url}/slow`);
-  await new Promise((r) => setTimeout(r, 50));
+  await admitted; // the first request holds the only permit
   const shed = await fetch(`${server.url}/slow`);
   assert.equal(shed.status, 503);
   assert.equal(shed.headers.get('retry-after'), '2');

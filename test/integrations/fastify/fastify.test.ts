@@ -8,15 +8,18 @@ import { Readiness } from '../../../src/layers/readiness/index.js';
 test('fastify: a shed request gets 503 with Retry-After', async () => {
   let release!: () => void;
   const held = new Promise<void>((r) => (release = r));
+  let started!: () => void;
+  const admitted = new Promise<void>((r) => (started = r));
   const app = Fastify();
   await app.register(meshPlugin, { concurrency: 1, metrics: false });
   app.get('/slow', async () => {
+    started();
     await held;
     return 'done';
   });
   const url = await app.listen({ port: 0, host: '127.0.0.1' });
   const first = fetch(`${url}/slow`);
-  await new Promise((r) => setTimeout(r, 50));
+  await admitted; // the first request holds the only permit
   const shed = await fetch(`${url}/slow`);
   assert.equal(shed.status, 503);
   assert.equal(shed.headers.get('retry-after'), '1');
@@ -73,15 +76,18 @@ test('fastify: the incoming grpc-timeout style deadline gives 504', async () => 
 test('fastify: with an adaptive limit, requests beyond it are shed too', async () => {
   let release!: () => void;
   const held = new Promise<void>((r) => (release = r));
+  let started!: () => void;
+  const admitted = new Promise<void>((r) => (started = r));
   const app = Fastify();
   await app.register(meshPlugin, { adaptive: { initialLimit: 1, minLimit: 1, maxLimit: 1 }, metrics: false });
   app.get('/slow', async () => {
+    started();
     await held;
     return 'done';
   });
   const url = await app.listen({ port: 0, host: '127.0.0.1' });
   const first = fetch(`${url}/slow`);
-  await new Promise((r) => setTimeout(r, 50));
+  await admitted; // the first request holds the only permit
   assert.equal((await fetch(`${url}/slow`)).status, 503);
   release();
   assert.equal((await first).status, 200);
