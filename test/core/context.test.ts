@@ -1,12 +1,40 @@
 import assert from 'node:assert/strict';
+import { getEventListeners, once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
-import { CallContext, CancelledError } from '../../src/index.js';
+import { CallContext, CancelledError, ServiceBuilder } from '../../src/index.js';
 
 test('the signal is lazy: no deadline and no caller signal means a signal that never fires', () => {
-  const a = new CallContext();
-  const b = new CallContext();
-  assert.equal(a.signal, b.signal, 'shared, nothing allocated');
-  assert.equal(a.signal.aborted, false);
+  const seen = new Set<AbortSignal>();
+  for (let i = 0; i < 1000; i++) {
+    const signal = new CallContext().signal;
+    assert.equal(signal.aborted, false);
+    seen.add(signal);
+  }
+  // Shared between calls (no controller per call), but renewed so listeners cannot pile up.
+  assert.ok(seen.size >= 2 && seen.size <= 6, `${seen.size} distinct signals for 1000 calls`);
+});
+
+test('fetch through a stack with no deadline leaves no pile of listeners on a shared signal', async () => {
+  const server = createServer((_req, res) => res.end('ok'));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  const signals = new Set<AbortSignal>();
+  const get = new ServiceBuilder({ registry: false }).retry({ attempts: 1 }).service(async (_i: number, ctx) => {
+    signals.add(ctx.signal);
+    return (await fetch(url, { signal: ctx.signal })).text();
+  });
+  try {
+    for (let i = 0; i < 600; i++) assert.equal(await get(i), 'ok');
+    const most = Math.max(...[...signals].map((signal) => getEventListeners(signal, 'abort').length));
+    assert.ok(most <= 256, `at most 256 listeners on any one signal (saw ${most})`);
+  } finally {
+    await get.close();
+    server.closeAllConnections();
+    server.close();
+  }
 });
 
 test('with no deadline the caller signal is handed through as is', () => {
