@@ -40,9 +40,25 @@ export class Series {
 }
 
 /**
- * One route of one metrics layer: its in-flight gauge and its series. The last series used is
- * cached, so the common case (same endpoint, the shared `SUCCESS` classification) finds its
- * series with two compares and no lookup.
+ * The series of one endpoint of a route, by classification and status, with the last one used
+ * cached: a call with the shared `SUCCESS` classification finds its series with one compare.
+ */
+class EndpointSeries {
+  readonly endpoint: string;
+  readonly byKey = new Map<string, Series>();
+  lastVerdict: Classification | undefined = undefined;
+  last: Series | undefined = undefined;
+
+  constructor(endpoint: string) {
+    this.endpoint = endpoint;
+  }
+}
+
+/**
+ * One route of one metrics layer: its in-flight gauge and its series. The last endpoint's
+ * series are cached, and each endpoint caches its last series, so the common cases (one
+ * endpoint, or a balancer alternating among a few, with the shared `SUCCESS` classification)
+ * find their series without building a key.
  */
 export class RouteStats {
   readonly route: string;
@@ -54,11 +70,10 @@ export class RouteStats {
    */
   readonly retries = new Float64Array(RETRY_OUTCOMES.length);
   readonly series: Series[] = [];
-  readonly #byKey = new Map<string, Map<string, Series>>();
+  readonly #byEndpoint = new Map<string, EndpointSeries>();
   readonly #owner: MetricsState;
   #lastEndpoint: string | undefined = undefined;
-  #lastClassification: Classification | undefined = undefined;
-  #lastSeries: Series | undefined = undefined;
+  #lastEndpointSeries: EndpointSeries | undefined = undefined;
 
   constructor(owner: MetricsState, route: string) {
     this.#owner = owner;
@@ -68,31 +83,40 @@ export class RouteStats {
 
   /** Counts one settled call of `ms` milliseconds. */
   record(endpoint: string | undefined, verdict: Classification, ms: number): void {
-    let series = this.#lastSeries;
-    if (verdict !== this.#lastClassification || endpoint !== this.#lastEndpoint || series === undefined) {
-      series = this.#find(endpoint ?? '', verdict);
+    let ofEndpoint = this.#lastEndpointSeries;
+    if (endpoint !== this.#lastEndpoint || ofEndpoint === undefined) {
+      ofEndpoint = this.#endpoint(endpoint ?? '');
       this.#lastEndpoint = endpoint;
-      this.#lastClassification = verdict;
-      this.#lastSeries = series;
+      this.#lastEndpointSeries = ofEndpoint;
+    }
+    let series = ofEndpoint.last;
+    if (verdict !== ofEndpoint.lastVerdict || series === undefined) {
+      series = this.#find(ofEndpoint, verdict);
+      ofEndpoint.lastVerdict = verdict;
+      ofEndpoint.last = series;
     }
     series.observe(ms);
   }
 
-  #find(endpoint: string, verdict: Classification): Series {
-    let byStatus = this.#byKey.get(endpoint);
-    if (byStatus === undefined) {
-      if (this.#byKey.size >= this.#owner.maxEndpoints && endpoint !== OVERFLOW) return this.#find(OVERFLOW, verdict);
-      byStatus = new Map();
-      this.#byKey.set(endpoint, byStatus);
+  #endpoint(endpoint: string): EndpointSeries {
+    let ofEndpoint = this.#byEndpoint.get(endpoint);
+    if (ofEndpoint === undefined) {
+      if (this.#byEndpoint.size >= this.#owner.maxEndpoints && endpoint !== OVERFLOW) return this.#endpoint(OVERFLOW);
+      ofEndpoint = new EndpointSeries(endpoint);
+      this.#byEndpoint.set(endpoint, ofEndpoint);
     }
+    return ofEndpoint;
+  }
+
+  #find(ofEndpoint: EndpointSeries, verdict: Classification): Series {
     const key = verdict.kind === 'success' ? `s:${verdict.status}` : `f:${verdict.status}`;
-    let series = byStatus.get(key);
+    let series = ofEndpoint.byKey.get(key);
     if (series === undefined) {
       series = new Series(
-        Object.freeze({ ...this.labels, endpoint, classification: verdict.kind, status: verdict.status }),
+        Object.freeze({ ...this.labels, endpoint: ofEndpoint.endpoint, classification: verdict.kind, status: verdict.status }),
         verdict.kind === 'success',
       );
-      byStatus.set(key, series);
+      ofEndpoint.byKey.set(key, series);
       this.series.push(series);
     }
     return series;
