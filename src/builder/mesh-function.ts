@@ -165,6 +165,28 @@ function contextPassingWrapper(stack: Service<unknown[], unknown>, ownParams: nu
       return stack.call([a, b, ctx], ctx);
     };
   }
+  if (ownParams === 0) {
+    // A function that takes only what callers pass (a balancer's endpoints are called with the
+    // caller's arguments): the context follows however many arguments came.
+    return function meshCallAny(this: unknown, a?: unknown, b?: unknown) {
+      const ctx = new CallContext();
+      // biome-ignore lint/complexity/noArguments: arguments.length is free; a rest parameter allocates on every call
+      switch (arguments.length) {
+        case 0:
+          return stack.call([ctx], ctx);
+        case 1:
+          return stack.call([a, ctx], ctx);
+        case 2:
+          return stack.call([a, b, ctx], ctx);
+        default: {
+          // biome-ignore lint/complexity/noArguments: a rest parameter would allocate on every call, also for the cases above
+          const args = Array.from(arguments);
+          args.push(ctx);
+          return stack.call(args, ctx);
+        }
+      }
+    };
+  }
   return (...args: unknown[]) => callWithContext(stack, ownParams, args);
 }
 
