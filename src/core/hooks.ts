@@ -10,6 +10,7 @@
  * @module
  */
 
+import type { Clock } from './clock.js';
 import type { CallContext } from './context.js';
 import type { LayerDescription, Service, Settler } from './service.js';
 import { callInto, promiseFor, type Settleable, settleFrom } from './settle.js';
@@ -24,6 +25,18 @@ export interface CallHooks {
   admit(ctx: CallContext): number | Promise<number> | Error;
   /** Called exactly once for every admitted call, outermost hook last. */
   settled(token: number, threw: boolean, outcome: unknown, ctx: CallContext): void;
+  /**
+   * The clock a hook reads on every call (metrics, adaptive concurrency). The group then shares
+   * one reading per edge with the layers around it ({@link CallContext.openTime}), and the hook
+   * takes its times from {@link CallContext.timeOn}.
+   */
+  readonly timedBy?: Clock | undefined;
+}
+
+/** The clock of the first hook that reads one on every call. */
+function timedBy(hooks: readonly CallHooks[]): Clock | undefined {
+  for (const hook of hooks) if (hook.timedBy !== undefined) return hook.timedBy;
+  return undefined;
 }
 
 /** A service that can run as hooks around a shared continuation. */
@@ -65,21 +78,35 @@ class SettledCall implements Settler, Settleable {
   readonly tokens: readonly number[];
   readonly ctx: CallContext;
   readonly outer: Settler | undefined;
+  readonly clock: Clock | undefined;
 
   /** With `outer`, the outcome goes on to it (the layer above's settler) instead of a promise. */
-  constructor(hooks: readonly CallHooks[], tokens: readonly number[], ctx: CallContext, outer: Settler | undefined) {
+  constructor(
+    hooks: readonly CallHooks[],
+    tokens: readonly number[],
+    ctx: CallContext,
+    outer: Settler | undefined,
+    clock: Clock | undefined,
+  ) {
     this.hooks = hooks;
     this.tokens = tokens;
     this.ctx = ctx;
     this.outer = outer;
+    this.clock = clock;
     this.promise = outer === undefined ? promiseFor(this) : undefined;
   }
 
   settle(threw: boolean, outcome: unknown): void {
-    report(this.hooks, this.tokens, this.hooks.length, threw, outcome, this.ctx);
-    if (this.outer !== undefined) this.outer.settle(threw, outcome);
-    else if (threw) this.reject(outcome);
-    else this.resolve(outcome);
+    const clock = this.clock;
+    const opened = clock !== undefined && this.ctx.openTime(clock);
+    try {
+      report(this.hooks, this.tokens, this.hooks.length, threw, outcome, this.ctx);
+      if (this.outer !== undefined) this.outer.settle(threw, outcome);
+      else if (threw) this.reject(outcome);
+      else this.resolve(outcome);
+    } finally {
+      if (opened) this.ctx.closeTime();
+    }
   }
 }
 
@@ -94,7 +121,7 @@ function runAdmittedCall<Req, Res>(
   req: Req,
   ctx: CallContext,
 ): Promise<Res> {
-  const call = new SettledCall(hooks, tokens, ctx, undefined);
+  const call = new SettledCall(hooks, tokens, ctx, undefined, timedBy(hooks));
   callInto(target, req, ctx, call);
   return call.promise as Promise<Res>;
 }
@@ -162,11 +189,13 @@ export class FusedService<Req, Res> implements Service<Req, Res> {
   /** The first service beneath the group that is not a hook layer. */
   readonly target: Service<Req, Res>;
   readonly #outermost: HookedService<Req, Res>;
+  readonly #clock: Clock | undefined;
 
   constructor(outermost: HookedService<Req, Res>, hooks: readonly CallHooks[], target: Service<Req, Res>) {
     this.#outermost = outermost;
     this.hooks = hooks;
     this.target = target;
+    this.#clock = timedBy(hooks);
   }
 
   /** Puts `outer` (a hooked service wrapping this group) at the head of the group. */
@@ -176,29 +205,41 @@ export class FusedService<Req, Res> implements Service<Req, Res> {
   }
 
   call(req: Req, ctx: CallContext): Promise<Res> {
-    const hooks = this.hooks;
-    const tokens = new Array<number>(hooks.length);
-    const stopped = admitAll(hooks, tokens, ctx);
-    if (stopped < 0) return runAdmittedCall(hooks, tokens, this.target, req, ctx);
-    const answer = unadmitted as Promise<number> | Error;
-    unadmitted = undefined;
-    if (answer instanceof Error) return Promise.reject(answer);
-    return admitSlowly(hooks, tokens, stopped, answer, this.target, req, ctx);
+    return this.#run(req, ctx, undefined) as Promise<Res>;
   }
 
   /** {@link FusedService.call}, reporting to the caller's settler: no promise of the group's own. */
   callInto(req: Req, ctx: CallContext, settler: Settler): void {
+    this.#run(req, ctx, settler);
+  }
+
+  /** Admits, then calls the target for `settler`, or for a promise of the group's own. */
+  #run(req: Req, ctx: CallContext, settler: Settler | undefined): Promise<Res> | undefined {
     const hooks = this.hooks;
-    const tokens = new Array<number>(hooks.length);
-    const stopped = admitAll(hooks, tokens, ctx);
-    if (stopped < 0) {
-      callInto(this.target, req, ctx, new SettledCall(hooks, tokens, ctx, settler));
-      return;
+    const clock = this.#clock;
+    const opened = clock !== undefined && ctx.openTime(clock);
+    try {
+      const tokens = new Array<number>(hooks.length);
+      const stopped = admitAll(hooks, tokens, ctx);
+      if (stopped < 0) {
+        const call = new SettledCall(hooks, tokens, ctx, settler, clock);
+        callInto(this.target, req, ctx, call);
+        return call.promise as Promise<Res> | undefined;
+      }
+      const answer = unadmitted as Promise<number> | Error;
+      unadmitted = undefined;
+      if (answer instanceof Error) {
+        if (settler === undefined) return Promise.reject(answer);
+        settler.settle(true, answer);
+        return undefined;
+      }
+      const later = admitSlowly(hooks, tokens, stopped, answer, this.target, req, ctx);
+      if (settler === undefined) return later;
+      settleFrom(later, settler);
+      return undefined;
+    } finally {
+      if (opened) ctx.closeTime();
     }
-    const answer = unadmitted as Promise<number> | Error;
-    unadmitted = undefined;
-    if (answer instanceof Error) settler.settle(true, answer);
-    else settleFrom(admitSlowly(hooks, tokens, stopped, answer, this.target, req, ctx), settler);
   }
 
   /** The service of the outermost layer of the group (its handle: state, stats, ...). */
@@ -224,8 +265,14 @@ export class FusedService<Req, Res> implements Service<Req, Res> {
  * `Layer.wrap` directly, or alone): the same admission and accounting, one hop.
  */
 export function callThroughHooks<Req, Res>(hooks: CallHooks, inner: Service<Req, Res>, req: Req, ctx: CallContext): Promise<Res> {
-  const token = admitOne(hooks, ctx);
-  if (typeof token === 'number') return runAdmittedCall([hooks], [token], inner, req, ctx);
-  if (token instanceof Error) return Promise.reject(token);
-  return admitSlowly([hooks], [0], 0, token, inner, req, ctx);
+  const clock = hooks.timedBy;
+  const opened = clock !== undefined && ctx.openTime(clock);
+  try {
+    const token = admitOne(hooks, ctx);
+    if (typeof token === 'number') return runAdmittedCall([hooks], [token], inner, req, ctx);
+    if (token instanceof Error) return Promise.reject(token);
+    return admitSlowly([hooks], [0], 0, token, inner, req, ctx);
+  } finally {
+    if (opened) ctx.closeTime();
+  }
 }

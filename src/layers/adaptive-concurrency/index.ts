@@ -24,6 +24,7 @@
  * @module
  */
 
+import type { Clock } from '../../core/clock.js';
 import type { CallContext } from '../../core/context.js';
 import { OverloadedError, ServiceClosedError, TimeoutError } from '../../core/errors.js';
 import { type CallHooks, callThroughHooks } from '../../core/hooks.js';
@@ -90,8 +91,13 @@ export class AdaptiveConcurrencyService<Req, Res> implements Service<Req, Res>, 
     return callThroughHooks(this, this.#inner, req, ctx);
   }
 
+  /** @internal it reads the clock on every call: the stack shares those readings. */
+  get timedBy(): Clock {
+    return this.#env.clock;
+  }
+
   /** @internal admission: the start time of an admitted call, or a refusal. */
-  admit(_ctx: CallContext): number | Error {
+  admit(ctx: CallContext): number | Error {
     if (this.#closed) return new ServiceClosedError(LAYER);
     const params = this.#param.get();
     if (params !== this.#params) this.#adopt(params);
@@ -100,7 +106,7 @@ export class AdaptiveConcurrencyService<Req, Res> implements Service<Req, Res>, 
       return new OverloadedError(`adaptive concurrency limit ${this.#limit} reached`, LAYER);
     }
     this.#inflight++;
-    return this.#env.clock.now();
+    return ctx.timeOn(this.#env.clock);
   }
 
   /** @internal an admitted call settled: sample it. */
@@ -122,7 +128,7 @@ export class AdaptiveConcurrencyService<Req, Res> implements Service<Req, Res>, 
         dropped = true;
       }
     }
-    const next = Math.floor(this.#algorithm.sample(this.#env.clock.now() - startedAt, inflight, dropped));
+    const next = Math.floor(this.#algorithm.sample(ctx.timeOn(this.#env.clock) - startedAt, inflight, dropped));
     if (next !== this.#limit) {
       const previous = this.#limit;
       this.#limit = next;

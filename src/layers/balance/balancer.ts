@@ -5,10 +5,11 @@ import { formatDuration } from '../../core/duration.js';
 import { NoEndpointsError, ServiceClosedError } from '../../core/errors.js';
 import type { EventHub, Subscription } from '../../core/events.js';
 import type { Param } from '../../core/params.js';
-import type { LayerDescription, Service, StackEnv } from '../../core/service.js';
+import type { LayerDescription, Service, Settler, StackEnv } from '../../core/service.js';
+import { callInto } from '../../core/settle.js';
 import type { Changeset, Discovery, Endpoint } from '../../discovery/types.js';
-import { DenseSet, EndpointState, LoadTable } from './endpoint.js';
-import type { BalanceParams } from './options.js';
+import { DenseSet, EndpointCall, EndpointState, LoadTable } from './endpoint.js';
+import { type BalanceParams, describeBalanceParams } from './options.js';
 import { Picker } from './pick.js';
 
 /** Builds the inner service of one endpoint: an undici pool, a gRPC client, any function. */
@@ -80,11 +81,60 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
   call(req: Req, ctx: CallContext): Promise<Res> {
     if (this.#closed) return Promise.reject(new ServiceClosedError({ layer: 'balance' }));
     const params = this.#param.get();
-    // Only peak EWMA needs round-trip times; one clock read serves the pick and the start time.
-    const now = params.strategy === 'p2c-peak-ewma' ? this.#clock.now() : Number.NaN;
-    const endpoint = this.#pick(params, now);
-    if (endpoint === undefined) return Promise.reject(this.#noEndpoints(params));
-    return this.#callEndpoint(endpoint, req, ctx, params, now);
+    const opened = params.strategy === 'p2c-peak-ewma' && ctx.openTime(this.#clock);
+    try {
+      const now = this.#startTime(params, ctx);
+      const endpoint = this.#pick(params, now);
+      if (endpoint === undefined) return Promise.reject(this.#noEndpoints(params));
+      return this.#callEndpoint(endpoint, req, ctx, params, now);
+    } finally {
+      if (opened) ctx.closeTime();
+    }
+  }
+
+  /**
+   * {@link BalanceService.call} for a layer above that takes the outcome through a settler: the
+   * bookkeeping and the layer above settle from the endpoint's one reaction, and the end time
+   * read for the round trip is shared with the layers it settles.
+   */
+  callInto(req: Req, ctx: CallContext, settler: Settler): void {
+    if (this.#closed) {
+      settler.settle(true, new ServiceClosedError({ layer: 'balance' }));
+      return;
+    }
+    const params = this.#param.get();
+    const opened = params.strategy === 'p2c-peak-ewma' && ctx.openTime(this.#clock);
+    try {
+      const now = this.#startTime(params, ctx);
+      const endpoint = this.#pick(params, now);
+      if (endpoint === undefined) {
+        settler.settle(true, this.#noEndpoints(params));
+        return;
+      }
+      ctx.endpoint = endpoint.id;
+      endpoint.pending++;
+      endpoint.calls++;
+      callInto(endpoint.service, req, ctx, new EndpointCall(this as BalanceService<unknown, unknown>, endpoint, params, now, ctx, settler));
+    } finally {
+      if (opened) ctx.closeTime();
+    }
+  }
+
+  /** Only peak EWMA needs round-trip times; one reading serves the pick and the start time. */
+  #startTime(params: BalanceParams, ctx: CallContext): number {
+    return params.strategy === 'p2c-peak-ewma' ? ctx.timeOn(this.#clock) : Number.NaN;
+  }
+
+  /** @internal an endpoint answered a call sent by {@link BalanceService.callInto}. */
+  endpointSettled(call: EndpointCall, threw: boolean, outcome: unknown): void {
+    const ctx = call.ctx;
+    const opened = !Number.isNaN(call.start) && ctx.openTime(this.#clock);
+    try {
+      this.#settled(call.endpoint as EndpointState<Req, Res>, call.params, call.start, threw, outcome, ctx);
+      call.outer.settle(threw, outcome);
+    } finally {
+      if (opened) ctx.closeTime();
+    }
   }
 
   /**
@@ -103,18 +153,25 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
       promise = Promise.reject(error);
     }
     promise.then(
-      (result) => this.#settled(endpoint, params, start, false, result),
-      (error: unknown) => this.#settled(endpoint, params, start, true, error),
+      (result) => this.#settled(endpoint, params, start, false, result, ctx),
+      (error: unknown) => this.#settled(endpoint, params, start, true, error, ctx),
     );
     return promise;
   }
 
   /** Never throws: a throw here would reject a promise nobody awaits. */
-  #settled(endpoint: EndpointState<Req, Res>, params: BalanceParams, start: number, threw: boolean, outcome: unknown): void {
+  #settled(
+    endpoint: EndpointState<Req, Res>,
+    params: BalanceParams,
+    start: number,
+    threw: boolean,
+    outcome: unknown,
+    ctx: CallContext,
+  ): void {
     endpoint.pending--;
     try {
       const verdict = threw ? this.#classifier.classifyError(outcome) : this.#classifier.classifyResult(outcome);
-      this.#account(endpoint, params, start, verdict);
+      this.#account(endpoint, params, start, verdict, ctx);
     } catch (error) {
       process.emitWarning(`sidecarless: balancer bookkeeping failed: ${String(error)}`, 'SidecarlessWarning');
     }
@@ -122,19 +179,19 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
   }
 
   /** Load and health accounting of one outcome; `start` is NaN when no round-trip time is kept. */
-  #account(endpoint: EndpointState<Req, Res>, params: BalanceParams, start: number, verdict: Classification): void {
+  #account(endpoint: EndpointState<Req, Res>, params: BalanceParams, start: number, verdict: Classification, ctx: CallContext): void {
     let now = Number.NaN;
     if (!Number.isNaN(start)) {
-      now = this.#clock.now();
+      now = ctx.timeOn(this.#clock);
       endpoint.observe(now, now - start, params.decayMs);
     }
     // A server's Retry-After (429, 503) is the best estimate of when it is worth calling again:
     // count it as a round trip that long, so the endpoint is avoided and the penalty decays.
     if (verdict.retryAfterMs !== undefined) {
-      if (Number.isNaN(now)) now = this.#clock.now();
+      if (Number.isNaN(now)) now = ctx.timeOn(this.#clock);
       endpoint.observe(now, verdict.retryAfterMs, params.decayMs);
     }
-    if (verdict.kind === 'failure') this.#failed(endpoint, params, Number.isNaN(now) ? this.#clock.now() : now);
+    if (verdict.kind === 'failure') this.#failed(endpoint, params, Number.isNaN(now) ? ctx.timeOn(this.#clock) : now);
     else this.#succeeded(endpoint);
   }
 
@@ -322,18 +379,7 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
     return [
       {
         layer: 'balance',
-        params: {
-          strategy: p.strategy,
-          peakEwma: { defaultRtt: formatDuration(p.defaultRttMs), decay: formatDuration(p.decayMs) },
-          failureAccrual:
-            p.consecutiveFailures === 0
-              ? false
-              : {
-                  consecutiveFailures: p.consecutiveFailures,
-                  backoff: { min: formatDuration(p.backoffMinMs), max: formatDuration(p.backoffMaxMs), jitter: p.backoffJitter },
-                },
-          panicThreshold: p.panicThreshold,
-        },
+        params: describeBalanceParams(p),
         state: { ...this.counts(), discovery: this.#discovery.describe(), endpoints: this.endpoints() },
       },
     ];

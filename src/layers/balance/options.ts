@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Duration } from '../../core/duration.js';
+import { type Duration, formatDuration } from '../../core/duration.js';
 import { InvalidOptionError } from '../../core/errors.js';
 import { duration, int, num, parseOptions } from '../../core/validate.js';
 
@@ -95,6 +95,22 @@ export function resolveBalanceOptions(options: BalanceOptions | undefined, field
     backoffMinMs: accrual === false ? 1000 : accrual.backoff.min,
     backoffMaxMs: accrual === false ? 60_000 : accrual.backoff.max,
     backoffJitter: accrual === false ? 0 : accrual.backoff.jitter,
+    panicThreshold: p.panicThreshold,
+  };
+}
+
+/** The parameters in force, as `/stack` shows them. */
+export function describeBalanceParams(p: BalanceParams): Record<string, unknown> {
+  return {
+    strategy: p.strategy,
+    peakEwma: { defaultRtt: formatDuration(p.defaultRttMs), decay: formatDuration(p.decayMs) },
+    failureAccrual:
+      p.consecutiveFailures === 0
+        ? false
+        : {
+            consecutiveFailures: p.consecutiveFailures,
+            backoff: { min: formatDuration(p.backoffMinMs), max: formatDuration(p.backoffMaxMs), jitter: p.backoffJitter },
+          },
     panicThreshold: p.panicThreshold,
   };
 }

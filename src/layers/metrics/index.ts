@@ -33,6 +33,7 @@
  */
 
 import { z } from 'zod';
+import type { Clock } from '../../core/clock.js';
 import type { CallContext } from '../../core/context.js';
 import { InvalidOptionError, ServiceClosedError, SidecarlessError } from '../../core/errors.js';
 import type { MeshEventName, RetrySkipReason, Subscription } from '../../core/events.js';
@@ -166,6 +167,11 @@ export class MetricsService<Req, Res> implements Service<Req, Res>, CallHooks {
     return callThroughHooks(this, this.#inner, req, ctx);
   }
 
+  /** @internal it reads the clock on every call: the stack shares those readings. */
+  get timedBy(): Clock {
+    return this.#env.clock;
+  }
+
   /**
    * @internal the call starts: counted in flight; the token is its start time. Metrics only
    * look before and after, so the builder runs them fused with neighbouring before/after layers.
@@ -173,7 +179,7 @@ export class MetricsService<Req, Res> implements Service<Req, Res>, CallHooks {
   admit(ctx: CallContext): number | Error {
     if (this.#closed) return new ServiceClosedError({ layer: 'metrics' });
     this.state.route(ctx.route).inFlight++;
-    return this.#env.clock.now();
+    return ctx.timeOn(this.#env.clock);
   }
 
   /**
@@ -189,7 +195,7 @@ export class MetricsService<Req, Res> implements Service<Req, Res>, CallHooks {
     route.record(
       ctx.endpoint,
       threw ? classifier.classifyError(outcome) : classifier.classifyResult(outcome),
-      this.#env.clock.now() - start,
+      ctx.timeOn(this.#env.clock) - start,
     );
   }
 

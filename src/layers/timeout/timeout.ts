@@ -116,7 +116,7 @@ export class TimeoutService<Req, Res> implements Service<Req, Res> {
   /** Sets the deadline, enters it in the shared lists and starts the inner call. */
   #start(req: Req, ctx: CallContext, timeoutMs: number, outer: Settler | undefined): PendingCall | TimeoutError {
     const previousDeadline = ctx.deadline;
-    const now = this.#clock.now();
+    const now = ctx.deadlineBase(this.#clock);
     const own = now + timeoutMs;
     const at = own < previousDeadline ? own : previousDeadline;
     if (at <= now) return new TimeoutError(Math.round(timeoutMs < previousDeadline - now ? timeoutMs : 0));
