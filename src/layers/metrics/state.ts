@@ -39,6 +39,9 @@ export class Series {
   }
 }
 
+/** Endpoints a route remembers by identity (see {@link RouteStats}). */
+const RECENT = 4;
+
 /**
  * The series of one endpoint of a route, by classification and status, with the last one used
  * cached: a call with the shared `SUCCESS` classification finds its series with one compare.
@@ -72,8 +75,14 @@ export class RouteStats {
   readonly series: Series[] = [];
   readonly #byEndpoint = new Map<string, EndpointSeries>();
   readonly #owner: MetricsState;
-  #lastEndpoint: string | undefined = undefined;
-  #lastEndpointSeries: EndpointSeries | undefined = undefined;
+  /**
+   * The last few endpoints seen and their series, searched by identity before the map: a
+   * balancer hands the same id strings call after call, so a pick among a few endpoints costs
+   * a couple of pointer compares rather than a hash lookup.
+   */
+  readonly #recentNames: (string | undefined)[] = [undefined, undefined, undefined, undefined];
+  readonly #recentSeries: (EndpointSeries | undefined)[] = [undefined, undefined, undefined, undefined];
+  #recentNext = 0;
 
   constructor(owner: MetricsState, route: string) {
     this.#owner = owner;
@@ -83,12 +92,7 @@ export class RouteStats {
 
   /** Counts one settled call of `ms` milliseconds. */
   record(endpoint: string | undefined, verdict: Classification, ms: number): void {
-    let ofEndpoint = this.#lastEndpointSeries;
-    if (endpoint !== this.#lastEndpoint || ofEndpoint === undefined) {
-      ofEndpoint = this.#endpoint(endpoint ?? '');
-      this.#lastEndpoint = endpoint;
-      this.#lastEndpointSeries = ofEndpoint;
-    }
+    const ofEndpoint = this.#recent(endpoint ?? '');
     let series = ofEndpoint.last;
     if (verdict !== ofEndpoint.lastVerdict || series === undefined) {
       series = this.#find(ofEndpoint, verdict);
@@ -96,6 +100,17 @@ export class RouteStats {
       ofEndpoint.last = series;
     }
     series.observe(ms);
+  }
+
+  #recent(endpoint: string): EndpointSeries {
+    const names = this.#recentNames;
+    for (let i = 0; i < RECENT; i++) if (names[i] === endpoint) return this.#recentSeries[i] as EndpointSeries;
+    const ofEndpoint = this.#endpoint(endpoint);
+    const slot = this.#recentNext;
+    this.#recentNext = (slot + 1) % RECENT;
+    names[slot] = endpoint;
+    this.#recentSeries[slot] = ofEndpoint;
+    return ofEndpoint;
   }
 
   #endpoint(endpoint: string): EndpointSeries {

@@ -202,3 +202,24 @@ test('a layer that cannot describe itself costs its gauges, not the scrape', asy
   assert.equal(m.find((x) => x.name === 'sidecarless_circuit_state')?.metrics.length ?? 0, 0);
   await fn.close();
 });
+
+test('requests are counted under the endpoint that served them, over more endpoints than the recent-endpoint cache holds', async () => {
+  const registry = new MetricsRegistry();
+  const addresses = ['a', 'b', 'c', 'd', 'e', 'f', 'g'];
+  const f = fleet(registry, { addresses });
+  f.mode.set('c', 'fail');
+  for (let i = 0; i < 7 * 6; i++) await f.get().catch(() => undefined);
+  const m = parsePrometheusTextFormat(registry.text());
+  const served = (endpoint: string, classification: string) =>
+    value(m, 'sidecarless_requests_total', { scope: 'attempt', endpoint: `${endpoint}:80`, classification }) ?? 0;
+  // Round robin: six calls each, until c was ejected after its two failures; its share went to the others.
+  assert.equal(served('c', 'failure'), 2);
+  assert.equal(served('c', 'success'), 0);
+  const successes = addresses.filter((a) => a !== 'c').map((a) => served(a, 'success'));
+  assert.equal(
+    successes.reduce((a, b) => a + b, 0),
+    40,
+  );
+  for (const count of successes) assert.ok(count >= 6 && count <= 7, `each healthy endpoint served 6 or 7 (${successes.join(' ')})`);
+  await f.get.close();
+});
