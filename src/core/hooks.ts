@@ -98,15 +98,14 @@ class SettledCall implements Settler, Settleable {
 
   settle(threw: boolean, outcome: unknown): void {
     const clock = this.clock;
+    // No try/finally around the share: `report` catches what hooks throw and settlers do not
+    // throw, and this path runs measurably faster without one.
     const opened = clock !== undefined && this.ctx.openTime(clock);
-    try {
-      report(this.hooks, this.tokens, this.hooks.length, threw, outcome, this.ctx);
-      if (this.outer !== undefined) this.outer.settle(threw, outcome);
-      else if (threw) this.reject(outcome);
-      else this.resolve(outcome);
-    } finally {
-      if (opened) this.ctx.closeTime();
-    }
+    report(this.hooks, this.tokens, this.hooks.length, threw, outcome, this.ctx);
+    if (this.outer !== undefined) this.outer.settle(threw, outcome);
+    else if (threw) this.reject(outcome);
+    else this.resolve(outcome);
+    if (opened) this.ctx.closeTime();
   }
 }
 
@@ -215,31 +214,35 @@ export class FusedService<Req, Res> implements Service<Req, Res> {
 
   /** Admits, then calls the target for `settler`, or for a promise of the group's own. */
   #run(req: Req, ctx: CallContext, settler: Settler | undefined): Promise<Res> | undefined {
-    const hooks = this.hooks;
     const clock = this.#clock;
+    // Hooks that read the clock share one reading with the layers beneath (no try/finally:
+    // admissions and `callInto` catch what hooks and services throw).
     const opened = clock !== undefined && ctx.openTime(clock);
-    try {
-      const tokens = new Array<number>(hooks.length);
-      const stopped = admitAll(hooks, tokens, ctx);
-      if (stopped < 0) {
-        const call = new SettledCall(hooks, tokens, ctx, settler, clock);
-        callInto(this.target, req, ctx, call);
-        return call.promise as Promise<Res> | undefined;
-      }
-      const answer = unadmitted as Promise<number> | Error;
-      unadmitted = undefined;
-      if (answer instanceof Error) {
-        if (settler === undefined) return Promise.reject(answer);
-        settler.settle(true, answer);
-        return undefined;
-      }
-      const later = admitSlowly(hooks, tokens, stopped, answer, this.target, req, ctx);
-      if (settler === undefined) return later;
-      settleFrom(later, settler);
-      return undefined;
-    } finally {
-      if (opened) ctx.closeTime();
+    const answer = this.#admitAndCall(req, ctx, settler);
+    if (opened) ctx.closeTime();
+    return answer;
+  }
+
+  #admitAndCall(req: Req, ctx: CallContext, settler: Settler | undefined): Promise<Res> | undefined {
+    const hooks = this.hooks;
+    const tokens = new Array<number>(hooks.length);
+    const stopped = admitAll(hooks, tokens, ctx);
+    if (stopped < 0) {
+      const call = new SettledCall(hooks, tokens, ctx, settler, this.#clock);
+      callInto(this.target, req, ctx, call);
+      return call.promise as Promise<Res> | undefined;
     }
+    const answer = unadmitted as Promise<number> | Error;
+    unadmitted = undefined;
+    if (answer instanceof Error) {
+      if (settler === undefined) return Promise.reject(answer);
+      settler.settle(true, answer);
+      return undefined;
+    }
+    const later = admitSlowly(hooks, tokens, stopped, answer, this.target, req, ctx);
+    if (settler === undefined) return later;
+    settleFrom(later, settler);
+    return undefined;
   }
 
   /** The service of the outermost layer of the group (its handle: state, stats, ...). */
@@ -267,12 +270,13 @@ export class FusedService<Req, Res> implements Service<Req, Res> {
 export function callThroughHooks<Req, Res>(hooks: CallHooks, inner: Service<Req, Res>, req: Req, ctx: CallContext): Promise<Res> {
   const clock = hooks.timedBy;
   const opened = clock !== undefined && ctx.openTime(clock);
-  try {
-    const token = admitOne(hooks, ctx);
-    if (typeof token === 'number') return runAdmittedCall([hooks], [token], inner, req, ctx);
-    if (token instanceof Error) return Promise.reject(token);
-    return admitSlowly([hooks], [0], 0, token, inner, req, ctx);
-  } finally {
-    if (opened) ctx.closeTime();
-  }
+  const token = admitOne(hooks, ctx);
+  const answer =
+    typeof token === 'number'
+      ? runAdmittedCall([hooks], [token], inner, req, ctx)
+      : token instanceof Error
+        ? Promise.reject(token)
+        : admitSlowly([hooks], [0], 0, token, inner, req, ctx);
+  if (opened) ctx.closeTime();
+  return answer;
 }

@@ -81,15 +81,14 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
   call(req: Req, ctx: CallContext): Promise<Res> {
     if (this.#closed) return Promise.reject(new ServiceClosedError({ layer: 'balance' }));
     const params = this.#param.get();
+    // The start time is shared with what runs beneath (no try/finally: nothing here throws, and
+    // a call's own throw is caught where it is made).
     const opened = params.strategy === 'p2c-peak-ewma' && ctx.openTime(this.#clock);
-    try {
-      const now = this.#startTime(params, ctx);
-      const endpoint = this.#pick(params, now);
-      if (endpoint === undefined) return Promise.reject(this.#noEndpoints(params));
-      return this.#callEndpoint(endpoint, req, ctx, params, now);
-    } finally {
-      if (opened) ctx.closeTime();
-    }
+    const now = this.#startTime(params, ctx);
+    const endpoint = this.#pick(params, now);
+    const answer = endpoint === undefined ? Promise.reject(this.#noEndpoints(params)) : this.#callEndpoint(endpoint, req, ctx, params, now);
+    if (opened) ctx.closeTime();
+    return answer;
   }
 
   /**
@@ -104,20 +103,16 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
     }
     const params = this.#param.get();
     const opened = params.strategy === 'p2c-peak-ewma' && ctx.openTime(this.#clock);
-    try {
-      const now = this.#startTime(params, ctx);
-      const endpoint = this.#pick(params, now);
-      if (endpoint === undefined) {
-        settler.settle(true, this.#noEndpoints(params));
-        return;
-      }
+    const now = this.#startTime(params, ctx);
+    const endpoint = this.#pick(params, now);
+    if (endpoint === undefined) settler.settle(true, this.#noEndpoints(params));
+    else {
       ctx.endpoint = endpoint.id;
       endpoint.pending++;
       endpoint.calls++;
       callInto(endpoint.service, req, ctx, new EndpointCall(this as BalanceService<unknown, unknown>, endpoint, params, now, ctx, settler));
-    } finally {
-      if (opened) ctx.closeTime();
     }
+    if (opened) ctx.closeTime();
   }
 
   /** Only peak EWMA needs round-trip times; one reading serves the pick and the start time. */
@@ -129,12 +124,9 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
   endpointSettled(call: EndpointCall, threw: boolean, outcome: unknown): void {
     const ctx = call.ctx;
     const opened = !Number.isNaN(call.start) && ctx.openTime(this.#clock);
-    try {
-      this.#settled(call.endpoint as EndpointState<Req, Res>, call.params, call.start, threw, outcome, ctx);
-      call.outer.settle(threw, outcome);
-    } finally {
-      if (opened) ctx.closeTime();
-    }
+    this.#settled(call.endpoint as EndpointState<Req, Res>, call.params, call.start, threw, outcome, ctx);
+    call.outer.settle(threw, outcome);
+    if (opened) ctx.closeTime();
   }
 
   /**
