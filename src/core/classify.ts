@@ -89,7 +89,7 @@ export const defaultClassifier: Classifier<unknown> = {
   classifyResult: () => SUCCESS,
   classifyError(error) {
     if (error instanceof TimeoutError) return TIMEOUT;
-    if (error instanceof SidecarlessError) return FAILURE_ERROR;
+    if (error instanceof SidecarlessError) return error.classification ?? FAILURE_ERROR;
     return isNetworkError(error) ? RETRYABLE_ERROR : FAILURE_ERROR;
   },
 };

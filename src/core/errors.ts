@@ -6,12 +6,19 @@
  * @module
  */
 
+import type { Classification } from './classify.js';
+
 /** Base class of every error sidecarless raises itself. */
 export class SidecarlessError extends Error {
   /** Stable machine-readable code, e.g. `ETIMEDOUT_MESH`. */
   readonly code: string;
   /** The layer that raised it: `timeout`, `retry`, `circuit-breaker`, ... */
   readonly layer: string;
+  /**
+   * How classifiers judge this error when they know nothing more specific; absent means a
+   * failure that is not retried (a timeout is judged a retryable one).
+   */
+  readonly classification?: Classification;
 
   constructor(message: string, code: string, layer: string, options?: { cause?: unknown }) {
     super(message, options);

@@ -1,29 +1,8 @@
 import { type Classification, type Classifier, classification, defaultClassifier, SUCCESS } from '../../core/classify.js';
+import { GRPC_DEADLINE_EXCEEDED, GRPC_STATUS_NAMES as PROTOCOL_NAMES, RETRYABLE_GRPC_CODES } from '../../core/status.js';
 
 /** gRPC status names by code, lowercase as metrics and `retryOn` use them. */
-export const GRPC_STATUS_NAMES: readonly string[] = Object.freeze([
-  'ok',
-  'cancelled',
-  'unknown',
-  'invalid_argument',
-  'deadline_exceeded',
-  'not_found',
-  'already_exists',
-  'permission_denied',
-  'resource_exhausted',
-  'failed_precondition',
-  'aborted',
-  'out_of_range',
-  'unimplemented',
-  'internal',
-  'unavailable',
-  'data_loss',
-  'unauthenticated',
-]);
-
-/** Codes a retry can help with: the server did not process the call, or asked to come back. */
-const RETRYABLE = new Set([8 /* RESOURCE_EXHAUSTED */, 14 /* UNAVAILABLE */]);
-const DEADLINE_EXCEEDED = 4;
+export const GRPC_STATUS_NAMES: readonly string[] = Object.freeze(PROTOCOL_NAMES.map((name) => name.toLowerCase()));
 
 interface GrpcErrorLike {
   code?: unknown;
@@ -39,7 +18,9 @@ interface GrpcErrorLike {
  */
 export const grpcClassifier: Classifier<unknown> = (() => {
   const byCode = GRPC_STATUS_NAMES.map((name, code) =>
-    code === DEADLINE_EXCEEDED ? classification('failure', 'timeout', true) : classification('failure', name, RETRYABLE.has(code)),
+    code === GRPC_DEADLINE_EXCEEDED
+      ? classification('failure', 'timeout', true)
+      : classification('failure', name, RETRYABLE_GRPC_CODES.has(code)),
   );
   return {
     classifyResult: () => SUCCESS,

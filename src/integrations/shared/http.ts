@@ -6,6 +6,7 @@
  */
 
 import { type Classification, type Classifier, classification, defaultClassifier } from '../../core/classify.js';
+import { isRetryableHttpStatus } from '../../core/status.js';
 
 /**
  * The header that carries the caller's remaining deadline, in whole milliseconds. Relative, as
@@ -50,11 +51,6 @@ function headerOf(headers: StatusCarrier['headers'], name: string): string | und
   return Array.isArray(value) ? value[0] : value;
 }
 
-/** Whether a status is a failure a retry could fix: 5xx but 501/505, 408 and 429. */
-function retryableStatus(status: number): boolean {
-  return (status >= 500 && status !== 501 && status !== 505) || status === 408 || status === 429;
-}
-
 /**
  * The HTTP classifier: 5xx (but 501 and 505) are retryable failures, 408 and 429 too; 4xx are
  * successes by default (the server did its job); 429 and 503 carry `Retry-After` as
@@ -69,7 +65,7 @@ export function httpClassifier(options: HttpClassifierOptions = {}): Classifier<
     let verdict = cache.get(status);
     if (verdict === undefined) {
       const failure = status >= 500 || status === 408 || status === 429 || (clientFailures && status >= 400);
-      verdict = classification(failure ? 'failure' : 'success', String(status), retryableStatus(status));
+      verdict = classification(failure ? 'failure' : 'success', String(status), isRetryableHttpStatus(status));
       cache.set(status, verdict);
     }
     return verdict;

@@ -1,31 +1,14 @@
 import { z } from 'zod';
+import { type Classification, classification } from '../../core/classify.js';
 import type { Duration } from '../../core/duration.js';
 import { InvalidOptionError, SidecarlessError } from '../../core/errors.js';
+import { GRPC_DEADLINE_EXCEEDED, GRPC_STATUS_NAMES, isRetryableHttpStatus, RETRYABLE_GRPC_CODES } from '../../core/status.js';
 import { duration, int, num, parseOptions } from '../../core/validate.js';
 
 /** A share of calls in percent, as Istio writes it: `10` or `{ value: 10 }`. */
 export type FaultPercentage = number | { value: number };
 
-/** gRPC status names, by code (Istio's `grpcStatus` takes the name). */
-export const GRPC_STATUS_NAMES = [
-  'OK',
-  'CANCELLED',
-  'UNKNOWN',
-  'INVALID_ARGUMENT',
-  'DEADLINE_EXCEEDED',
-  'NOT_FOUND',
-  'ALREADY_EXISTS',
-  'PERMISSION_DENIED',
-  'RESOURCE_EXHAUSTED',
-  'FAILED_PRECONDITION',
-  'ABORTED',
-  'OUT_OF_RANGE',
-  'UNIMPLEMENTED',
-  'INTERNAL',
-  'UNAVAILABLE',
-  'DATA_LOSS',
-  'UNAUTHENTICATED',
-] as const;
+export { GRPC_STATUS_NAMES };
 
 /** Options of the fault injection layer: Istio's `fault`, in-process. */
 export interface FaultInjectionOptions {
@@ -62,12 +45,26 @@ export class FaultInjectedError extends SidecarlessError {
   readonly grpcStatus: number | undefined;
   /** The status as a label: `"503"` or the gRPC name. */
   readonly status: string;
+  /**
+   * Judged as the real status would be (an injected 503 or UNAVAILABLE is a retryable failure,
+   * an injected DEADLINE_EXCEEDED a timeout), so retries and breakers can be tried out with it.
+   */
+  override readonly classification: Classification;
   constructor(status: { httpStatus?: number; grpcStatus?: number }) {
     const label = status.httpStatus !== undefined ? String(status.httpStatus) : (GRPC_STATUS_NAMES[status.grpcStatus ?? 2] ?? 'UNKNOWN');
     super(`fault injected: ${label}`, 'ERR_MESH_FAULT', 'fault-injection');
     this.httpStatus = status.httpStatus;
     this.grpcStatus = status.grpcStatus;
     this.status = label;
+    if (status.httpStatus !== undefined) {
+      this.classification = classification('failure', label, isRetryableHttpStatus(status.httpStatus));
+    } else {
+      const code = status.grpcStatus ?? 2;
+      this.classification =
+        code === GRPC_DEADLINE_EXCEEDED
+          ? classification('failure', 'timeout', true)
+          : classification('failure', label.toLowerCase(), RETRYABLE_GRPC_CODES.has(code));
+    }
   }
 }
 

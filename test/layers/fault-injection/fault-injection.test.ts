@@ -4,6 +4,7 @@ import {
   type CallContext,
   CancelledError,
   ConfigStore,
+  defaultClassifier,
   InvalidOptionError,
   live,
   type MeshFunction,
@@ -227,4 +228,33 @@ test('fault-injection: options are checked at build time, naming the field', () 
     field(() => faultInjection({ chaos: true } as never)),
     'faultInjection',
   );
+});
+
+test('fault-injection: injected statuses are judged like real ones, so a retry above retries a 503 or UNAVAILABLE but not a 404', async () => {
+  const attemptsFor = async (abort: { httpStatus: number } | { grpcStatus: string }) => {
+    const calls: number[] = [];
+    const clock = new VirtualClock();
+    const fn = new ServiceBuilder({ clock, registry: false })
+      .retry({ attempts: 2, backoff: { base: '1ms', jitter: 'none' }, budget: false })
+      .faultInjection({ abort: { ...abort, percentage: 100 } } as never)
+      .service(async (ctx: CallContext) => {
+        calls.push(ctx.attempt);
+        return 'ok';
+      });
+    const retries: number[] = [];
+    fn.events.on('retry', (e) => retries.push(e.attempt));
+    await assert.rejects(clock.settle(fn()), FaultInjectedError);
+    await fn.close();
+    return { retries: retries.length, calls: calls.length };
+  };
+  assert.deepEqual(await attemptsFor({ httpStatus: 503 }), { retries: 2, calls: 0 });
+  assert.deepEqual(await attemptsFor({ grpcStatus: 'UNAVAILABLE' }), { retries: 2, calls: 0 });
+  assert.deepEqual(await attemptsFor({ httpStatus: 404 }), { retries: 0, calls: 0 });
+  assert.deepEqual(await attemptsFor({ grpcStatus: 'INVALID_ARGUMENT' }), { retries: 0, calls: 0 });
+  const judged = (error: unknown) => defaultClassifier.classifyError(error);
+  assert.deepEqual(
+    { ...judged(new FaultInjectedError({ grpcStatus: 4 })) },
+    { kind: 'failure', status: 'timeout', retryable: true, retryAfterMs: undefined },
+  );
+  assert.equal(judged(new FaultInjectedError({ httpStatus: 429 })).status, '429');
 });
