@@ -6,7 +6,7 @@ import type { Param } from '../../core/params.js';
 import { describeChain, type LayerDescription, type Service, type StackEnv } from '../../core/service.js';
 import { innerReady } from '../load-shed/admission.js';
 import { type CircuitBreakerParams, probeDelay } from './options.js';
-import { makeWindow, type RollingWindow, TimeWindow } from './window.js';
+import { makeWindow, type RollingWindow, TimeWindow, type WindowSnapshot } from './window.js';
 
 /** The states of a circuit. `isolated` is open by hand until {@link CircuitBreakerService.reset}. */
 export type CircuitState = 'closed' | 'open' | 'half-open' | 'isolated';
@@ -33,6 +33,8 @@ export interface CircuitSnapshot {
   readonly retryInMs: number;
   /** Wall-clock time of the export, so the wait left can be computed on restore. */
   readonly exportedAt: number;
+  /** The failure-rate window's outcomes, when the breaker keeps one. */
+  readonly window?: WindowSnapshot | undefined;
 }
 
 const STATES: readonly CircuitState[] = ['closed', 'open', 'half-open', 'isolated'];
@@ -143,21 +145,25 @@ export class CircuitBreakerService<Req, Res> implements Service<Req, Res>, CallH
     this.#transition('closed', 'reset');
   }
 
-  /** The state, to persist and {@link CircuitBreakerService.restore} later (the window starts afresh). */
+  /** The state and the failure-rate window, to persist and {@link CircuitBreakerService.restore} later. */
   export(): CircuitSnapshot {
     const clock = this.#env.clock;
+    const now = clock.now();
     return {
       state: this.#state,
       failedProbes: this.#failedProbes,
       consecutiveFailures: this.#consecutive,
-      retryInMs: this.#state === 'open' ? Math.max(0, this.#retryAt - clock.now()) : 0,
+      retryInMs: this.#state === 'open' ? Math.max(0, this.#retryAt - now) : 0,
       exportedAt: clock.wallTime(),
+      ...(this.#window === undefined ? {} : { window: this.#window.export(now) }),
     };
   }
 
   /**
    * Takes up an exported state: an open circuit stays open for what was left of its backoff
-   * (less the wall-clock time since the export); a half-open one waits for its probe again.
+   * (less the wall-clock time since the export); a half-open one waits for its probe again. A
+   * closed circuit takes up the window's outcomes too (a time window aged by the time since the
+   * export); a window of another shape than this breaker's starts afresh.
    */
   restore(snapshot: CircuitSnapshot): void {
     if (snapshot === null || typeof snapshot !== 'object' || !STATES.includes(snapshot.state)) {
@@ -166,14 +172,15 @@ export class CircuitBreakerService<Req, Res> implements Service<Req, Res>, CallH
     const clock = this.#env.clock;
     this.#failedProbes = Math.max(0, Math.floor(Number(snapshot.failedProbes) || 0));
     const consecutive = Math.max(0, Math.floor(Number(snapshot.consecutiveFailures) || 0));
+    const elapsed = Math.max(0, clock.wallTime() - (Number(snapshot.exportedAt) || 0));
     if (snapshot.state === 'closed') this.#transition('closed', 'restored');
     else if (snapshot.state === 'isolated') this.#transition('isolated', 'restored');
     else {
-      const elapsed = Math.max(0, clock.wallTime() - (Number(snapshot.exportedAt) || 0));
       this.#retryAt = clock.now() + Math.max(0, (Number(snapshot.retryInMs) || 0) - elapsed);
       this.#transition('open', 'restored');
     }
     this.#consecutive = consecutive;
+    if (snapshot.state === 'closed' && snapshot.window !== undefined) this.#window?.restore(snapshot.window, clock.now(), elapsed);
   }
 
   ready(): boolean {

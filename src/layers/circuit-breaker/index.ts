@@ -48,6 +48,7 @@ export {
   resolveCircuitBreakerOptions,
   type WindowOptions,
 } from './options.js';
+export type { WindowSnapshot } from './window.js';
 export { CountWindow, type RollingWindow, TimeWindow } from './window.js';
 
 declare module '../../core/events.js' {

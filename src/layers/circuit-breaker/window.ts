@@ -13,7 +13,33 @@ export interface RollingWindow {
   record(failed: boolean, now: number): void;
   /** Forgets everything (on close of the circuit or a reset). */
   clear(): void;
+  /** The outcomes in the window, to restore elsewhere or later; `now` is read by time windows. */
+  export(now: number): WindowSnapshot;
+  /**
+   * Takes up an exported window of the same kind, `elapsedMs` after its export (time windows
+   * age it by that much; a count window has no notion of age). A snapshot of another kind or
+   * bucket width is ignored: the window starts afresh.
+   */
+  restore(snapshot: WindowSnapshot, now: number, elapsedMs: number): void;
 }
+
+/** A rolling window's outcomes, as exported with a breaker's state. */
+export type WindowSnapshot =
+  | {
+      readonly kind: 'calls';
+      /** Calls in the window. */
+      readonly total: number;
+      /** One bit per call, oldest first (bit 7 of byte 0 first), 1 for a failure; base64. */
+      readonly failureBits: string;
+    }
+  | {
+      readonly kind: 'time';
+      readonly bucketMs: number;
+      /** Calls per bucket, newest first (the first bucket holds the export's instant). */
+      readonly calls: readonly number[];
+      /** Failures per bucket, newest first. */
+      readonly failures: readonly number[];
+    };
 
 /** The last N calls: a ring of 0/1 outcomes; the slot overwritten leaves the sums. */
 export class CountWindow implements RollingWindow {
@@ -41,6 +67,27 @@ export class CountWindow implements RollingWindow {
     this.#ring.fill(0);
     this.total = this.failures = 0;
     this.#next = 0;
+  }
+
+  export(): WindowSnapshot {
+    const ring = this.#ring;
+    const total = this.total;
+    const bits = Buffer.alloc(Math.ceil(total / 8));
+    // When full, the oldest outcome is the one overwritten next.
+    const oldest = total === ring.length ? this.#next : 0;
+    for (let k = 0; k < total; k++) {
+      if (ring[(oldest + k) % ring.length] === 1) bits[k >> 3] = (bits[k >> 3] as number) | (0x80 >> (k & 7));
+    }
+    return { kind: 'calls', total, failureBits: bits.toString('base64') };
+  }
+
+  restore(snapshot: WindowSnapshot): void {
+    this.clear();
+    if (snapshot?.kind !== 'calls') return;
+    const bits = Buffer.from(String(snapshot.failureBits ?? ''), 'base64');
+    const total = Math.min(Math.max(0, Math.floor(Number(snapshot.total) || 0)), bits.length * 8);
+    // A smaller window keeps the newest outcomes.
+    for (let k = Math.max(0, total - this.#ring.length); k < total; k++) this.record((((bits[k >> 3] as number) << (k & 7)) & 0x80) !== 0);
   }
 }
 
@@ -88,6 +135,40 @@ export class TimeWindow implements RollingWindow {
     this.#fails.fill(0);
     this.total = this.failures = 0;
     this.#epoch = Number.NEGATIVE_INFINITY;
+  }
+
+  export(now: number): WindowSnapshot {
+    this.expire(now);
+    const size = this.#totals.length;
+    const calls: number[] = [];
+    const failures: number[] = [];
+    // After expire(), the newest bucket is this.#epoch (unless nothing was ever recorded).
+    for (let age = 0; age < size && this.#epoch !== Number.NEGATIVE_INFINITY; age++) {
+      const i = (((this.#epoch - age) % size) + size) % size;
+      calls.push(this.#totals[i] as number);
+      failures.push(this.#fails[i] as number);
+    }
+    return { kind: 'time', bucketMs: this.#bucketMs, calls, failures };
+  }
+
+  restore(snapshot: WindowSnapshot, now: number, elapsedMs: number): void {
+    this.clear();
+    if (snapshot?.kind !== 'time' || snapshot.bucketMs !== this.#bucketMs) return;
+    const size = this.#totals.length;
+    const epoch = Math.floor(now / this.#bucketMs);
+    this.#epoch = epoch;
+    const shift = Math.max(0, Math.round(elapsedMs / this.#bucketMs));
+    const calls = Array.isArray(snapshot.calls) ? snapshot.calls : [];
+    const failures = Array.isArray(snapshot.failures) ? snapshot.failures : [];
+    for (let age = 0; age + shift < size && age < calls.length; age++) {
+      const total = Math.max(0, Number(calls[age]) || 0);
+      const failed = Math.min(total, Math.max(0, Number(failures[age]) || 0));
+      const i = (((epoch - age - shift) % size) + size) % size;
+      this.#totals[i] = total;
+      this.#fails[i] = failed;
+      this.total += total;
+      this.failures += failed;
+    }
   }
 
   #advance(epoch: number, size: number): void {

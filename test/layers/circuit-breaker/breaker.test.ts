@@ -289,3 +289,77 @@ test('close() refuses later calls and leaves no timer', async () => {
   await assert.rejects(s.fn('x'), ServiceClosedError);
   assert.equal(s.clock.pendingTimers, 0);
 });
+
+/** Succeeds `n` calls through `fn`. */
+async function succeed(s: ReturnType<typeof setup>, n: number): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    s.mock.script({ value: 'ok' });
+    assert.equal(await s.fn('x'), 'ok');
+  }
+}
+
+test("export() and restore() carry a closed circuit's failure-rate window (count window, in call order)", async () => {
+  const options = { consecutiveFailures: 100, failureRate: { threshold: 0.5, minimumVolume: 10, window: { calls: 10 } } };
+  const a = setupLayer<Breaker>(circuitBreaker(options));
+  // Oldest first: F F S S S S S S F S — 3 failures in 10, under the 0.5 threshold.
+  await fail(a, 2);
+  await succeed(a, 6);
+  await fail(a, 1);
+  await succeed(a, 1);
+  assert.equal(a.service.state, 'closed');
+  const saved = JSON.parse(JSON.stringify(a.service.export()));
+  assert.equal(saved.window.kind, 'calls');
+  assert.equal(saved.window.total, 10);
+
+  const b = setupLayer<Breaker>(circuitBreaker(options));
+  b.service.restore(saved);
+  const state = () => b.fn.describe()[0]?.state as { windowCalls: number; windowFailures: number };
+  assert.deepEqual([state().windowCalls, state().windowFailures], [10, 3]);
+  await fail(b, 2); // the two oldest outcomes, both failures, make room: still 3 in 10
+  assert.deepEqual([state().windowCalls, state().windowFailures, b.service.state], [10, 3, 'closed'], 'oldest out first');
+  await fail(b, 2); // now two successes leave: 5 in 10 reaches the rate
+  assert.equal(b.service.state, 'open', 'the restored outcomes count: a fresh window would hold 4 calls, under the volume');
+
+  const fresh = setupLayer<Breaker>(circuitBreaker(options));
+  await fail(fresh, 2);
+  assert.equal(fresh.service.state, 'closed');
+  // A window of another size keeps the newest outcomes; one of another kind is ignored.
+  const smaller = setupLayer<Breaker>(circuitBreaker({ ...options, failureRate: { ...options.failureRate, window: { calls: 4 } } }));
+  smaller.service.restore(saved);
+  assert.deepEqual([smaller.fn.describe()[0]?.state?.windowCalls, smaller.fn.describe()[0]?.state?.windowFailures], [4, 1]);
+  const timed = setupLayer<Breaker>(
+    circuitBreaker({ ...options, failureRate: { ...options.failureRate, window: { duration: '10s', buckets: 10 } } }),
+  );
+  timed.service.restore(saved);
+  assert.equal(timed.fn.describe()[0]?.state?.windowCalls, 0);
+});
+
+test('export() and restore() carry a time window, aged by the wall time since the export', async () => {
+  const options = {
+    consecutiveFailures: 100,
+    failureRate: { threshold: 0.6, minimumVolume: 4, window: { duration: '10s' as const, buckets: 10 } },
+  };
+  const a = setupLayer<Breaker>(circuitBreaker(options));
+  await fail(a, 1); // t = 0 s
+  await a.clock.advance(5000);
+  await succeed(a, 2); // t = 5 s
+  await a.clock.advance(3000);
+  await fail(a, 1); // t = 8 s
+  const saved = JSON.parse(JSON.stringify(a.service.export()));
+  assert.equal(saved.state, 'closed', '2 failures in 4 calls: under the 0.6 threshold');
+  assert.deepEqual(saved.window.calls.slice(0, 4), [1, 0, 0, 2]);
+
+  const state = (s: ReturnType<typeof setup>) => s.fn.describe()[0]?.state as { windowCalls: number; windowFailures: number };
+  const soon = setupLayer<Breaker>(circuitBreaker(options));
+  await soon.clock.advance(a.clock.now() + 2000); // restored two seconds later: the t = 0 bucket has aged out
+  soon.service.restore(saved);
+  assert.deepEqual([state(soon).windowCalls, state(soon).windowFailures], [3, 1]);
+  const late = setupLayer<Breaker>(circuitBreaker(options));
+  await late.clock.advance(a.clock.now() + 7000); // seven seconds later: only the t = 8 s call is left
+  late.service.restore(saved);
+  assert.deepEqual([state(late).windowCalls, state(late).windowFailures], [1, 1]);
+  await fail(late, 1);
+  await succeed(late, 1);
+  await fail(late, 1); // 3 failures of 4 (0.75): opens
+  assert.equal(late.service.state, 'open');
+});
