@@ -4,7 +4,10 @@
  * - a call through a bare balancer over N endpoints whose services answer at once (pick, two
  *   clock reads, the classification and the load bookkeeping included), and the pick alone;
  * - the same retry stack ending in `.service(fn)` and in `.balance(discovery, () => fn)`: the
- *   difference is what the balancer adds.
+ *   difference is what the balancer adds, paying its own two clock reads;
+ * - the same for a mesh stack (metrics + timeout + retry), where the balancer takes its start
+ *   time from the reading the metrics layer shares and hands its end time up to it: what a
+ *   balancer adds to the stack a service would run, clock reads included once.
  *
  *   npm run bench:balance
  */
@@ -14,6 +17,7 @@ import { StaticDiscovery } from '../src/discovery/index.js';
 import { DenseSet, EndpointState, LoadTable } from '../src/layers/balance/endpoint.js';
 import { type BalanceStrategy, balance, resolveBalanceOptions } from '../src/layers/balance/index.js';
 import { Picker } from '../src/layers/balance/pick.js';
+import { MetricsRegistry } from '../src/layers/metrics/index.js';
 import { type CaseResult, check, measure, table, writeResults } from './harness.js';
 import { bare, benchCommand, withCtx } from './peers.js';
 
@@ -50,12 +54,18 @@ const balanced = new ServiceBuilder({ name: 'balanced', registry: false })
 const roundRobin = new ServiceBuilder({ name: 'rr', registry: false })
   .retry({ attempts: 2 })
   .balance(new StaticDiscovery(endpoints(3)), () => withCtx, { strategy: 'round-robin' });
+const registry = new MetricsRegistry();
+const mesh = (name: string) => new ServiceBuilder({ name, registry: false }).metrics({ registry }).timeout('1s').retry({ attempts: 2 });
+const meshPlain = mesh('mesh-plain').service(withCtx);
+const meshBalanced = mesh('mesh-balanced').balance(new StaticDiscovery(endpoints(3)), () => withCtx);
 cases['stack: retry -> fn'] = async () => (sink += await plain(i++));
 cases['stack: retry -> balance(3, p2c) -> fn'] = async () => (sink += await balanced(i++));
 cases['stack: retry -> balance(3, round-robin) -> fn'] = async () => (sink += await roundRobin(i++));
+cases['mesh stack: metrics+timeout+retry -> fn'] = async () => (sink += await meshPlain(i++));
+cases['mesh stack: metrics+timeout+retry -> balance(3, p2c) -> fn'] = async () => (sink += await meshBalanced(i++));
 cases['bare async call + 2 performance.now()'] = async () => (sink += (await bare(i++)) + performance.now() - performance.now());
 
-const results = await measure(cases, { calls: 100_000, rounds: 7 });
+const results = await measure(cases, { calls: 100_000, rounds: 7, processes: 5 });
 
 /** The pick alone, synchronously: median ns over rounds of a million picks. */
 function pickNs(n: number): number {
@@ -90,12 +100,15 @@ const pickSpread = Math.max(...picks.map((p) => p.ns)) / Math.min(...picks.map((
 const added = (ns('stack: retry -> balance(3, p2c) -> fn') - ns('stack: retry -> fn')) / bareNs;
 const addedRoundRobin = (ns('stack: retry -> balance(3, round-robin) -> fn') - ns('stack: retry -> fn')) / bareNs;
 const clockReads = ns('bare async call + 2 performance.now()') - bareNs;
+const meshAdded =
+  (ns('mesh stack: metrics+timeout+retry -> balance(3, p2c) -> fn') - ns('mesh stack: metrics+timeout+retry -> fn')) / bareNs;
 const checks = [
   check('P2C pick alone, slowest / fastest of 3, 100, 10,000 endpoints', pickSpread, 2),
   check('balancer call (P2C), slowest / fastest of 3, 100, 10,000 endpoints', spread('p2c-peak-ewma'), 2),
   check('balancer call (round robin), slowest / fastest of 3, 100, 10,000 endpoints', spread('round-robin'), 2),
   check('balancer (P2C peak EWMA) added to a retry stack, in bare calls', added, 1, ' bare calls'),
   check('balancer (round robin, no clock reads) added to a retry stack, in bare calls', addedRoundRobin, 1, ' bare calls'),
+  check('balancer (P2C peak EWMA) added to a mesh stack (metrics+timeout+retry), in bare calls', meshAdded, 1, ' bare calls'),
 ];
 writeResults(
   'balance',
@@ -109,6 +122,7 @@ writeResults(
     '',
     `The balancer adds ${(ns('stack: retry -> balance(3, p2c) -> fn') - ns('stack: retry -> fn')).toFixed(0)} ns per call to a retry stack (${added.toFixed(2)} bare calls of ${bareNs.toFixed(0)} ns) with P2C over peak EWMA, ` +
       `${(ns('stack: retry -> balance(3, round-robin) -> fn') - ns('stack: retry -> fn')).toFixed(0)} ns (${addedRoundRobin.toFixed(2)} bare calls) with round robin.`,
+    `Added to a mesh stack (metrics+timeout+retry), where the clock readings are shared, P2C over peak EWMA adds ${(meshAdded * bareNs).toFixed(0)} ns (${meshAdded.toFixed(2)} bare calls).`,
     `Peak EWMA needs the round-trip time: its two clock reads (performance.now()) alone cost ${clockReads.toFixed(0)} ns here (${(clockReads / bareNs).toFixed(2)} bare calls).`,
     '',
     ...checks.map((c) => c.line),

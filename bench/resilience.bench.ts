@@ -47,7 +47,7 @@ const results = await measure(
     'opossum fire': async () => (sink += await opossum.fire(i++)),
     'cockatiel wrap(retry, breaker, timeout)': async () => (sink += await cockatiel.execute(() => bare(i++))),
   },
-  { calls: 200_000, rounds: 7 },
+  { calls: 200_000, rounds: 7, processes: 5 },
 );
 opossum.shutdown();
 await Promise.all(
