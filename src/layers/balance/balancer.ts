@@ -188,8 +188,8 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
   }
 
   #pick(params: BalanceParams, now: number): EndpointState<Req, Res> | undefined {
-    const probe = this.#probes.pop();
-    if (probe !== undefined) {
+    if (this.#probes.length > 0) {
+      const probe = this.#probes.pop() as EndpointState<Req, Res>;
       probe.state = 'probing';
       return probe;
     }

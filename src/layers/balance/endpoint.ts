@@ -21,6 +21,8 @@ export class EndpointState<Req, Res> {
   /** Where this endpoint's load lives in {@link LoadTable.data}. */
   readonly slot: number;
   readonly #table: LoadTable;
+  /** The inner service has no `ready()`: a pick need not ask it (looked up once, not per pick). */
+  readonly #alwaysReady: boolean;
   /** Consecutive failures. */
   failures = 0;
   /** Calls sent, for introspection. */
@@ -43,6 +45,7 @@ export class EndpointState<Req, Res> {
     this.id = endpoint.id;
     this.endpoint = endpoint;
     this.service = service;
+    this.#alwaysReady = typeof service.ready !== 'function';
     this.#table = table;
     this.slot = table.alloc();
     const base = this.slot * FIELDS;
@@ -80,8 +83,8 @@ export class EndpointState<Req, Res> {
    * throwing `ready()` counts as not ready — it is a bug there, not a reason to fail the pick.
    */
   isReady(): boolean {
-    const service = this.service;
-    if (service.ready === undefined) return true;
+    if (this.#alwaysReady) return true;
+    const service = this.service as Required<Service<Req, Res>>;
     try {
       return service.ready() !== false;
     } catch {
