@@ -33,6 +33,7 @@
  */
 
 import { z } from 'zod';
+import { type Classification, type Classifier, SUCCESS } from '../../core/classify.js';
 import type { Clock } from '../../core/clock.js';
 import type { CallContext } from '../../core/context.js';
 import { InvalidOptionError, ServiceClosedError, SidecarlessError } from '../../core/errors.js';
@@ -137,10 +138,14 @@ export class MetricsService<Req, Res> implements Service<Req, Res>, CallHooks {
   readonly #inner: Service<Req, Res>;
   readonly #env: StackEnv;
   readonly #registry: MetricsRegistry;
+  readonly #clock: Clock;
+  readonly #classifier: Classifier<unknown>;
   readonly #subscriptions: Subscription[] = [];
   #closed = false;
 
   constructor(inner: Service<Req, Res>, state: MetricsState, env: StackEnv, registry: MetricsRegistry, events: readonly string[]) {
+    this.#clock = env.clock;
+    this.#classifier = env.classifier;
     this.#inner = inner;
     this.state = state;
     this.#env = env;
@@ -169,7 +174,7 @@ export class MetricsService<Req, Res> implements Service<Req, Res>, CallHooks {
 
   /** @internal it reads the clock on every call: the stack shares those readings. */
   get timedBy(): Clock {
-    return this.#env.clock;
+    return this.#clock;
   }
 
   /**
@@ -179,7 +184,7 @@ export class MetricsService<Req, Res> implements Service<Req, Res>, CallHooks {
   admit(ctx: CallContext): number | Error {
     if (this.#closed) return new ServiceClosedError({ layer: 'metrics' });
     this.state.route(ctx.route).inFlight++;
-    return ctx.timeOn(this.#env.clock);
+    return ctx.timeOn(this.#clock);
   }
 
   /**
@@ -189,14 +194,14 @@ export class MetricsService<Req, Res> implements Service<Req, Res>, CallHooks {
   settled(start: number, threw: boolean, outcome: unknown, ctx: CallContext): void {
     const route = this.state.route(ctx.route);
     route.inFlight--;
-    const classifier = this.#env.classifier;
-    // Shed, rate-limited, open-circuit, timed-out calls: counted by which layer ended them.
-    if (threw && outcome instanceof SidecarlessError) this.state.countRefusal(outcome.layer, outcome.code);
-    route.record(
-      ctx.endpoint,
-      threw ? classifier.classifyError(outcome) : classifier.classifyResult(outcome),
-      ctx.timeOn(this.#env.clock) - start,
-    );
+    const classifier = this.#classifier;
+    let verdict: Classification = SUCCESS;
+    if (threw) {
+      // Shed, rate-limited, open-circuit, timed-out calls: counted by which layer ended them.
+      if (outcome instanceof SidecarlessError) this.state.countRefusal(outcome.layer, outcome.code);
+      verdict = classifier.classifyError(outcome);
+    } else if (classifier.judgesResults !== false) verdict = classifier.classifyResult(outcome);
+    route.record(ctx.endpoint, verdict, ctx.timeOn(this.#clock) - start);
   }
 
   ready(): boolean {
