@@ -8,11 +8,11 @@
  *
  * The admin dashboard runs meanwhile; pass `--hold=30` to keep it up 30 s at the end.
  */
-import { createAdminServer } from '../src/admin/index.js';
-import { configured, createMeshStore } from '../src/control/index.js';
-import { ServiceBuilder } from '../src/index.js';
-import { meshFetch } from '../src/integrations/fetch/index.js';
-import { MetricsRegistry } from '../src/layers/metrics/index.js';
+
+import { MetricsRegistry, ServiceBuilder } from 'sidecarless';
+import { createAdminServer } from 'sidecarless/admin';
+import { configured, createMeshStore } from 'sidecarless/control';
+import { meshFetch } from 'sidecarless/fetch';
 import { listen, pct } from './support.js';
 
 const CALLS = 2000;

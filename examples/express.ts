@@ -3,15 +3,14 @@
  * 503 + Retry-After; readiness gating; golden metrics per route pattern; admin routes mounted
  * under /_mesh.
  *
- * Run: node --import tsx examples/express.ts
+ * Run: node --conditions=sidecarless-source --import tsx examples/express.ts
  */
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
-import { createAdminHandler } from '../src/admin/index.js';
-import { meshMiddleware } from '../src/integrations/express/index.js';
-import { MetricsRegistry } from '../src/layers/metrics/index.js';
-import { Readiness } from '../src/layers/readiness/index.js';
+import { MetricsRegistry, Readiness } from 'sidecarless';
+import { createAdminHandler } from 'sidecarless/admin';
+import { meshMiddleware } from 'sidecarless/express';
 
 const metrics = new MetricsRegistry();
 const readiness = new Readiness();

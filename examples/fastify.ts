@@ -3,11 +3,11 @@
  * deadline from `x-sidecarless-deadline-ms` (504 when it passes), golden metrics per route
  * pattern.
  *
- * Run: node --import tsx examples/fastify.ts
+ * Run: node --conditions=sidecarless-source --import tsx examples/fastify.ts
  */
 import Fastify from 'fastify';
-import { meshPlugin } from '../src/integrations/fastify/index.js';
-import { MetricsRegistry } from '../src/layers/metrics/index.js';
+import { MetricsRegistry } from 'sidecarless';
+import { meshPlugin } from 'sidecarless/fastify';
 
 const metrics = new MetricsRegistry();
 const app = Fastify();

@@ -3,9 +3,9 @@
  * succeeds; a POST is not retried (not idempotent) and the reason is reported; a PUT body is
  * replayed byte-for-byte; a timeout's remaining deadline travels in a header.
  *
- * Run: node --import tsx examples/fetch.ts
+ * Run: node --conditions=sidecarless-source --import tsx examples/fetch.ts
  */
-import { meshFetch } from '../src/integrations/fetch/index.js';
+import { meshFetch } from 'sidecarless/fetch';
 import { listen } from './support.js';
 
 let failuresLeft = 0;

@@ -4,11 +4,11 @@
  * success; the remaining deadline reaches the servers as the call's deadline; metadata goes with
  * every attempt; a server stream is read through the mesh.
  *
- * Run: node --import tsx examples/grpc.ts
+ * Run: node --conditions=sidecarless-source --import tsx examples/grpc.ts
  */
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { meshGrpcClient } from '../src/integrations/grpc/index.js';
+import { meshGrpcClient } from 'sidecarless/grpc';
 
 const definition = protoLoader.loadSync(new URL('./proto/greeter.proto', import.meta.url).pathname);
 const Greeter = (grpc.loadPackageDefinition(definition).demo as grpc.GrpcObject).Greeter as grpc.ServiceClientConstructor;

@@ -3,11 +3,11 @@
  * a MockService scripted to fail twice and then succeed, and the test reads exactly when each
  * attempt happened — no real sleeping, deterministic to the millisecond.
  *
- * Run: node --import tsx examples/retry-policy.ts
+ * Run: node --conditions=sidecarless-source --import tsx examples/retry-policy.ts
  */
 import assert from 'node:assert/strict';
-import { type CallContext, ServiceBuilder } from '../src/index.js';
-import { MockService, VirtualClock } from '../src/testing/index.js';
+import { type CallContext, ServiceBuilder } from 'sidecarless';
+import { MockService, VirtualClock } from 'sidecarless/testing';
 
 const clock = new VirtualClock();
 const reset = Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });

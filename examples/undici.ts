@@ -3,10 +3,11 @@
  * fetch), and the interceptor that lets a whole process opt in with `setGlobalDispatcher` —
  * explicitly; nothing is patched unless the application does this.
  *
- * Run: node --import tsx examples/undici.ts
+ * Run: node --conditions=sidecarless-source --import tsx examples/undici.ts
  */
+
+import { meshInterceptor, meshRequest } from 'sidecarless/fetch';
 import { Agent, getGlobalDispatcher, setGlobalDispatcher } from 'undici';
-import { meshInterceptor, meshRequest } from '../src/integrations/fetch/index.js';
 import { listen } from './support.js';
 
 let calls = 0;

@@ -5,12 +5,20 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
-/** Runs an example as users do (`node --import tsx examples/<name>.ts`); it must exit by itself. */
+/**
+ * Runs an example as users do (`node --conditions=sidecarless-source --import tsx examples/<name>.ts`:
+ * the condition resolves `sidecarless` to this checkout's sources); it must exit by itself.
+ */
 function run(name: string, timeoutMs = 45_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', `examples/${name}.ts`], { cwd: root, timeout: timeoutMs }, (error, stdout, stderr) => {
-      resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      ['--conditions=sidecarless-source', '--import', 'tsx', `examples/${name}.ts`],
+      { cwd: root, timeout: timeoutMs },
+      (error, stdout, stderr) => {
+        resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
