@@ -1,10 +1,13 @@
 /**
- * `sidecarless control --config mesh.yaml [--etcd URL] [--port 7070] [--token T]`: runs the
- * reference control server. The token may also come from `SIDECARLESS_TOKEN` (better: it stays
- * out of `ps`). Prints `listening on <url>` once it serves; stops cleanly on SIGINT/SIGTERM.
+ * `sidecarless control --config mesh.yaml [--etcd URL] [--port 7070] [--token T]
+ * [--tls-cert F --tls-key F [--client-ca F]]`: runs the reference control server. The token may
+ * also come from `SIDECARLESS_TOKEN` (better: it stays out of `ps`); with `--client-ca` clients
+ * prove themselves by certificate (mTLS) and the token is optional. Prints `listening on <url>`
+ * once it serves; stops cleanly on SIGINT/SIGTERM.
  *
  * @module
  */
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { etcdSource } from '../control/etcd-source.js';
 import { fileSource } from '../control/file-source.js';
@@ -18,12 +21,26 @@ interface ControlFlags {
   host: string;
   token?: string;
   heartbeat: number;
+  tlsCert?: string;
+  tlsKey?: string;
+  clientCa?: string;
 }
 
 /** Starts the server from CLI flags; resolves with it once listening. */
 export async function startControl(flags: ControlFlags): Promise<ControlServer> {
   const token = flags.token ?? process.env.SIDECARLESS_TOKEN;
-  if (!token) throw new Error('a bearer token is required: --token or SIDECARLESS_TOKEN');
+  if (!token && flags.clientCa === undefined)
+    throw new Error('a bearer token is required (--token or SIDECARLESS_TOKEN), unless --client-ca is given');
+  if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) throw new Error('give both --tls-cert and --tls-key, or neither');
+  if (flags.clientCa !== undefined && flags.tlsCert === undefined) throw new Error('--client-ca needs --tls-cert and --tls-key');
+  const tls =
+    flags.tlsCert === undefined
+      ? undefined
+      : {
+          cert: readFileSync(flags.tlsCert),
+          key: readFileSync(flags.tlsKey as string),
+          ...(flags.clientCa === undefined ? {} : { clientCa: readFileSync(flags.clientCa) }),
+        };
   if ((flags.config === undefined) === (flags.etcd === undefined)) throw new Error('give exactly one of --config <file> or --etcd <url>');
   const source =
     flags.etcd !== undefined
@@ -33,7 +50,14 @@ export async function startControl(flags: ControlFlags): Promise<ControlServer> 
           onError: (e) => process.stderr.write(`control: etcd: ${e.message}\n`),
         })
       : fileSource(flags.config as string);
-  const server = new ControlServer({ source, token, port: flags.port, host: flags.host, heartbeatMs: flags.heartbeat });
+  const server = new ControlServer({
+    source,
+    ...(token ? { token } : {}),
+    ...(tls === undefined ? {} : { tls }),
+    port: flags.port,
+    host: flags.host,
+    heartbeatMs: flags.heartbeat,
+  });
   const url = await server.listen();
   process.stdout.write(`listening on ${url} (source ${source.name})\n`);
   return server;
@@ -57,6 +81,9 @@ export function register(program: Command): void {
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--token <token>', 'bearer token clients must present (or SIDECARLESS_TOKEN)')
     .option('--heartbeat <ms>', 'heartbeat interval in milliseconds', int, 5000)
+    .option('--tls-cert <file>', 'serve over TLS with this certificate (PEM)')
+    .option('--tls-key <file>', "the TLS certificate's private key (PEM)")
+    .option('--client-ca <file>', 'accept only clients presenting a certificate this CA signed (mTLS; PEM)')
     .action(async (flags: ControlFlags) => {
       const server = await startControl(flags);
       await new Promise<void>((resolve) => {

@@ -29,8 +29,13 @@ export type HttpSourceEvent =
 export interface HttpSourceOptions {
   /** Base URL of the control server, e.g. `http://127.0.0.1:7070`. */
   url: string;
-  /** Bearer token. */
-  token: string;
+  /** Bearer token; may be left out when the server knows clients by their certificates (mTLS). */
+  token?: string;
+  /**
+   * TLS for an `https://` server: `ca` to trust a server certificate of a private CA, and `cert`
+   * and `key` (PEM) to present a client certificate for mTLS.
+   */
+  tls?: { ca?: string | Buffer | readonly (string | Buffer)[]; cert?: string | Buffer; key?: string | Buffer };
   /** This process's name at the server. Default `<hostname>-<pid>-<random>`. */
   clientId?: string;
   /** Reconnect backoff: exponential from `base` to `max` with equal jitter. Default 100 ms to 10 s. */
@@ -92,10 +97,17 @@ class HttpSource implements ConfigSource {
     const url = new URL(path, this.#base);
     for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-    const headers: Record<string, string> = { authorization: `Bearer ${this.#options.token}` };
+    const headers: Record<string, string> = {};
+    if (this.#options.token !== undefined) headers.authorization = `Bearer ${this.#options.token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
+    const tls = this.#options.tls;
     // No pooled agent: the stream holds its socket for hours, and nothing must keep it open after close().
-    const req = send(url, { method, headers, agent: false });
+    const req = send(url, {
+      method,
+      headers,
+      agent: false,
+      ...(tls === undefined ? {} : { ca: tls.ca as string | Buffer | (string | Buffer)[] | undefined, cert: tls.cert, key: tls.key }),
+    });
     this.#requests.add(req);
     req.once('close', () => this.#requests.delete(req));
     req.end(body);

@@ -2,7 +2,8 @@
  * The reference control server (`sidecarless control`): reads its config from a source (a
  * watched file, or etcd), validates each document before publishing it — an invalid one is
  * logged with every problem and never published, the last good one stays — and streams it to
- * every client (see the protocol in `protocol.ts`). Clients authenticate with a bearer token;
+ * every client (see the protocol in `protocol.ts`). Clients authenticate with a bearer token, a
+ * client certificate (mTLS: serve over TLS and name the CA that signs clients), or both;
  * `GET /clients` shows each one's applied or rejected version.
  *
  * @module
@@ -10,6 +11,7 @@
 
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { type Clock, systemClock } from '../core/clock.js';
 import type { OptionProblem } from '../core/errors.js';
@@ -21,8 +23,13 @@ import type { ConfigSink, ConfigSource, SourceUpdate, SourceVerdict } from './so
 export interface ControlServerOptions {
   /** Where documents come from; without one, only {@link ControlServer.publish} feeds it. */
   source?: ConfigSource;
-  /** Bearer tokens accepted from clients (one or several, for rotation). */
-  token: string | readonly string[];
+  /**
+   * Bearer tokens accepted from clients (one or several, for rotation). Required unless
+   * `tls.clientCa` makes client certificates the proof; with both, a client needs both.
+   */
+  token?: string | readonly string[];
+  /** Serve over TLS; with `clientCa`, only clients presenting a certificate it signed get in (mTLS). */
+  tls?: ControlServerTls;
   /** Port to listen on; 0 picks a free one. Default 7070. */
   port?: number;
   /** Address to listen on. Default `127.0.0.1`. */
@@ -34,6 +41,14 @@ export interface ControlServerOptions {
   clock?: Clock;
   /** Where problems and changes are logged. Default stderr. */
   log?: (line: string) => void;
+}
+
+/** TLS material of the control server (PEM). */
+export interface ControlServerTls {
+  cert: string | Buffer;
+  key: string | Buffer;
+  /** CA certificates that sign client certificates; given, a client without one is refused. */
+  clientCa?: string | Buffer | readonly (string | Buffer)[];
 }
 
 /** What the server knows of one client. */
@@ -74,9 +89,12 @@ export class ControlServer implements ConfigSink {
   #closed = false;
 
   constructor(options: ControlServerOptions) {
-    const tokens = typeof options.token === 'string' ? [options.token] : [...options.token];
-    if (tokens.length === 0 || tokens.some((t) => typeof t !== 'string' || t.length < 8)) {
-      throw new Error('control server: a bearer token of at least 8 characters is required');
+    const tokens = options.token === undefined ? [] : typeof options.token === 'string' ? [options.token] : [...options.token];
+    const mutualTls = options.tls?.clientCa !== undefined;
+    if ((tokens.length === 0 && !mutualTls) || tokens.some((t) => typeof t !== 'string' || t.length < 8)) {
+      throw new Error(
+        'control server: a bearer token of at least 8 characters is required, unless tls.clientCa makes clients present certificates',
+      );
     }
     this.#options = options;
     this.#tokens = tokens.map(digest);
@@ -84,7 +102,22 @@ export class ControlServer implements ConfigSink {
     this.#heartbeatMs = options.heartbeatMs ?? 5000;
     this.#validate = meshValidator(options.limits);
     this.#log = options.log ?? ((line) => process.stderr.write(`${line}\n`));
-    this.#server = createServer((req, res) => this.#handle(req, res));
+    const handle = (req: IncomingMessage, res: ServerResponse): void => this.#handle(req, res);
+    const tls = options.tls;
+    this.#server =
+      tls === undefined
+        ? createServer(handle)
+        : createTlsServer(
+            {
+              cert: tls.cert,
+              key: tls.key,
+              // With a client CA the handshake itself refuses a client without a certificate it signed.
+              ...(mutualTls
+                ? { ca: tls.clientCa as string | Buffer | (string | Buffer)[], requestCert: true, rejectUnauthorized: true }
+                : {}),
+            },
+            handle,
+          );
   }
 
   /** Starts listening and the source; resolves with the base URL. */
@@ -101,11 +134,11 @@ export class ControlServer implements ConfigSink {
     return this.url;
   }
 
-  /** `http://host:port` of the listening server. */
+  /** `http://host:port` (`https://` over TLS) of the listening server. */
   get url(): string {
     const address = this.#server.address() as AddressInfo;
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-    return `http://${host}:${address.port}`;
+    return `${this.#options.tls === undefined ? 'http' : 'https'}://${host}:${address.port}`;
   }
 
   /** Version being published (empty before the first valid document). */
@@ -149,6 +182,8 @@ export class ControlServer implements ConfigSink {
   }
 
   #authorized(req: IncomingMessage): boolean {
+    // A client certificate was checked in the handshake (rejectUnauthorized); tokens, if any, are also required.
+    if (this.#tokens.length === 0) return true;
     const header = req.headers.authorization ?? '';
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!match) return false;

@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { afterEach, test } from 'node:test';
+import { ControlServer, createMeshStore, type HttpSourceEvent, httpSource } from '../../src/control/index.js';
+import { closeOpened, TOKEN, track, until } from './helpers.js';
+
+afterEach(closeOpened);
+
+const pem = (name: string) => readFileSync(new URL(`./fixtures/tls/${name}`, import.meta.url));
+const serverTls = { cert: pem('server.pem'), key: pem('server.key'), clientCa: pem('ca.pem') };
+const doc = { services: { users: { timeout: '1s' } } };
+const quiet = () => {};
+
+/** A stream client with the given TLS material; resolves once it is started. */
+async function client(url: string, tls: { ca?: Buffer; cert?: Buffer; key?: Buffer }, token?: string) {
+  const events: HttpSourceEvent[] = [];
+  const source = httpSource({
+    url,
+    ...(token === undefined ? {} : { token }),
+    tls,
+    clientId: 'tls-client',
+    reconnect: { base: 20, max: 100 },
+    onEvent: (e) => events.push(e),
+  });
+  const store = track(await createMeshStore({ sources: [source] }));
+  return { store, events };
+}
+
+test('mTLS: a client presenting a certificate of the client CA gets the stream; no token needed', async () => {
+  const server = track(new ControlServer({ tls: serverTls, port: 0, heartbeatMs: 200, log: quiet }));
+  const url = await server.listen();
+  assert.match(url, /^https:\/\/127\.0\.0\.1:\d+$/);
+  server.publish(doc, 'v1');
+  const { store } = await client(url, { ca: pem('ca.pem'), cert: pem('client.pem'), key: pem('client.key') });
+  await until(() => store.version === 'v1', 'the snapshot over mTLS');
+  await until(() => server.clients()[0]?.appliedVersion === 'v1', 'the ACK over mTLS');
+  assert.equal(store.current.value.services.users?.timeout, '1s');
+});
+
+test('mTLS: a client without a certificate, or with one of another CA, is refused in the handshake', async () => {
+  const server = track(new ControlServer({ tls: serverTls, port: 0, heartbeatMs: 200, log: quiet }));
+  const url = await server.listen();
+  server.publish(doc, 'v1');
+  const bare = await client(url, { ca: pem('ca.pem') });
+  const stranger = await client(url, { ca: pem('ca.pem'), cert: pem('stranger.pem'), key: pem('stranger.key') });
+  for (const c of [bare, stranger]) {
+    await until(() => c.events.filter((e) => e.type === 'disconnected').length >= 2, 'two refused connection attempts');
+    assert.equal(c.store.version, '0', 'nothing applied: still the initial version');
+    assert.equal(
+      c.events.some((e) => e.type === 'connected'),
+      false,
+    );
+  }
+  assert.equal(server.clients().length, 0, 'no refused client reached the server');
+});
+
+test('mTLS with a token: a client needs both; TLS without a client CA still needs the token', async () => {
+  const both = track(new ControlServer({ tls: serverTls, token: TOKEN, port: 0, heartbeatMs: 200, log: quiet }));
+  const url = await both.listen();
+  both.publish(doc, 'v1');
+  const certOnly = await client(url, { ca: pem('ca.pem'), cert: pem('client.pem'), key: pem('client.key') });
+  const withToken = await client(url, { ca: pem('ca.pem'), cert: pem('client.pem'), key: pem('client.key') }, TOKEN);
+  await until(() => withToken.store.version === 'v1', 'the client with certificate and token');
+  await until(
+    () => certOnly.events.some((e) => e.type === 'disconnected' && /401/.test(e.reason)),
+    'the client without the token refused with 401',
+  );
+  assert.equal(certOnly.store.version, '0');
+
+  const serverOnly = track(
+    new ControlServer({ tls: { cert: serverTls.cert, key: serverTls.key }, token: TOKEN, port: 0, heartbeatMs: 200, log: quiet }),
+  );
+  const plainTlsUrl = await serverOnly.listen();
+  serverOnly.publish(doc, 'v2');
+  const trusted = await client(plainTlsUrl, { ca: pem('ca.pem') }, TOKEN);
+  await until(() => trusted.store.version === 'v2', 'a TLS client with the token and no certificate');
+  assert.throws(() => new ControlServer({ tls: { cert: serverTls.cert, key: serverTls.key } }), /bearer token/);
+});
