@@ -48,7 +48,10 @@ test('startControl serves over mTLS from --tls-cert, --tls-key and --client-ca, 
   const fixtures = 'test/control/fixtures/tls';
   const base = { config: 'examples/mesh.yaml', prefix: '/', port: 0, host: '127.0.0.1', heartbeat: 1000 };
   try {
-    await assert.rejects(startControl({ ...base, token: 'secret-token', tlsCert: `${fixtures}/server.pem` }), /both --tls-cert and --tls-key/);
+    await assert.rejects(
+      startControl({ ...base, token: 'secret-token', tlsCert: `${fixtures}/server.pem` }),
+      /both --tls-cert and --tls-key/,
+    );
     await assert.rejects(startControl({ ...base, clientCa: `${fixtures}/ca.pem` }), /needs --tls-cert/);
     const server = await startControl({
       ...base,
