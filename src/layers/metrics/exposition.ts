@@ -76,8 +76,10 @@ export function collectFamilies(states: Iterable<MetricsState>): MetricFamily[] 
       }
     }
     for (const [event, value] of state.events) events.push({ suffix: '', labels: { ...state.labels, event }, value });
-    for (const [code, { layer, count }] of state.refusals)
-      refusals.push({ suffix: '', labels: { ...state.labels, layer, code }, value: count });
+    for (const route of state.routes) {
+      for (const [code, { layer, count }] of route.refusals)
+        refusals.push({ suffix: '', labels: { ...route.labels, layer, code }, value: count });
+    }
   }
   const gauges = collectLayerGauges(list);
   // In the order of METRIC_NAMES: the prom-client collectors find their family by index.
@@ -104,7 +106,7 @@ export function collectFamilies(states: Iterable<MetricsState>): MetricFamily[] 
     },
     {
       name: METRIC_NAMES.refusals,
-      help: 'Calls refused or ended by a mesh layer (load shed, rate limit, open circuit, timeout, no endpoints), by error code.',
+      help: 'Calls refused or ended by a mesh layer (load shed, rate limit, open circuit, timeout, no endpoints), by route and error code.',
       type: 'counter',
       samples: refusals,
     },

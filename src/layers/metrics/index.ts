@@ -198,7 +198,7 @@ export class MetricsService<Req, Res> implements Service<Req, Res>, CallHooks {
     let verdict: Classification = SUCCESS;
     if (threw) {
       // Shed, rate-limited, open-circuit, timed-out calls: counted by which layer ended them.
-      if (outcome instanceof SidecarlessError) this.state.countRefusal(outcome.layer, outcome.code);
+      if (outcome instanceof SidecarlessError) this.state.countRefusal(route, outcome.layer, outcome.code);
       verdict = classifier.classifyError(outcome);
     } else if (classifier.judgesResults !== false) verdict = classifier.classifyResult(outcome);
     route.record(ctx.endpoint, verdict, ctx.timeOn(this.#clock) - start);

@@ -72,6 +72,8 @@ export class RouteStats {
    * from the retry layer's events, which name the route; the service totals are kept beside them.
    */
   readonly retries = new Float64Array(RETRY_OUTCOMES.length);
+  /** Calls of this route a mesh layer refused or ended, by error code (the service totals are kept beside them). */
+  readonly refusals = new Map<string, { layer: string; count: number }>();
   readonly series: Series[] = [];
   readonly #byEndpoint = new Map<string, EndpointSeries>();
   readonly #owner: MetricsState;
@@ -190,11 +192,13 @@ export class MetricsState {
     return stats;
   }
 
-  /** Counts a call a mesh layer refused: the failure path only, so a map update is fine. */
-  countRefusal(layer: string, code: string): void {
-    const entry = this.refusals.get(code);
-    if (entry === undefined) this.refusals.set(code, { layer, count: 1 });
-    else entry.count++;
+  /** Counts a call of `route` a mesh layer refused: the failure path only, so map updates are fine. */
+  countRefusal(route: RouteStats, layer: string, code: string): void {
+    for (const refusals of [route.refusals, this.refusals]) {
+      const entry = refusals.get(code);
+      if (entry === undefined) refusals.set(code, { layer, count: 1 });
+      else entry.count++;
+    }
   }
 
   /**

@@ -217,6 +217,37 @@ test('calls a layer refused are counted by code; breaker transitions by the stat
   const s = find(registry.snapshot(), 'call');
   assert.deepEqual(s.refusals, { ERR_MESH_OVERLOADED: 2 });
   assert.deepEqual(s.events, { 'circuit-open': 2 });
-  assert.match(registry.text(), /sidecarless_refusals_total\{service="shed",scope="call",layer="load-shed",code="ERR_MESH_OVERLOADED"\} 2/);
+  assert.match(
+    registry.text(),
+    /sidecarless_refusals_total\{service="shed",scope="call",route="",layer="load-shed",code="ERR_MESH_OVERLOADED"\} 2/,
+  );
   await fn.close();
+});
+
+test('refusals are counted per route: a timeout on one route does not show on another', async () => {
+  const clock = new VirtualClock();
+  const registry = new MetricsRegistry();
+  const fn = new ServiceBuilder({ name: 'routes', clock, registry: false })
+    .metrics({ registry })
+    .timeout('10ms')
+    .service(
+      (path: string, ctx: CallContext) =>
+        new Promise<string>((resolve, reject) => {
+          if (path === '/fast') resolve('ok');
+          else ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason));
+        }),
+      { context: (path: string) => ({ route: `GET ${path}` }) },
+    );
+  assert.equal(await fn('/fast'), 'ok');
+  await assert.rejects(clock.settle(fn('/slow')), { name: 'TimeoutError' });
+  await assert.rejects(clock.settle(fn('/slow')), { name: 'TimeoutError' });
+  const text = registry.text();
+  assert.match(
+    text,
+    /sidecarless_refusals_total\{service="routes",scope="call",route="GET \/slow",layer="timeout",code="ERR_MESH_TIMEOUT"\} 2/,
+  );
+  assert.doesNotMatch(text, /sidecarless_refusals_total\{[^}]*route="GET \/fast"/);
+  assert.deepEqual(find(registry.snapshot(), 'call').refusals, { ERR_MESH_TIMEOUT: 2 }, 'the service total is kept');
+  await fn.close();
+  assert.equal(clock.pendingTimers, 0);
 });
