@@ -28,6 +28,10 @@ declare module '../../core/events.js' {
   }
 }
 
+function warnBookkeeping(error: unknown): void {
+  process.emitWarning(`sidecarless: balancer bookkeeping failed: ${String(error)}`, 'SidecarlessWarning');
+}
+
 /** The service of the balance layer; see the module doc in `index.ts`. */
 export class BalanceService<Req, Res> implements Service<Req, Res> {
   readonly #byId = new Map<string, EndpointState<Req, Res>>();
@@ -165,25 +169,32 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
       const verdict = threw ? this.#classifier.classifyError(outcome) : this.#classifier.classifyResult(outcome);
       this.#account(endpoint, params, start, verdict, ctx);
     } catch (error) {
-      process.emitWarning(`sidecarless: balancer bookkeeping failed: ${String(error)}`, 'SidecarlessWarning');
+      warnBookkeeping(error);
     }
     if (endpoint.state === 'removed' && endpoint.pending === 0) this.#closeEndpoint(endpoint);
   }
 
-  /** Load and health accounting of one outcome; `start` is NaN when no round-trip time is kept. */
+  /**
+   * Load and health accounting of one outcome; `start` is NaN when no round-trip time is kept.
+   * The common case (a success with a round-trip time) stays small: V8 inlines small functions
+   * only, within a budget per call chain, and a stack is a long chain.
+   */
   #account(endpoint: EndpointState<Req, Res>, params: BalanceParams, start: number, verdict: Classification, ctx: CallContext): void {
-    let now = Number.NaN;
     if (!Number.isNaN(start)) {
-      now = ctx.timeOn(this.#clock);
+      const now = ctx.timeOn(this.#clock);
       endpoint.observe(now, now - start, params.decayMs);
     }
+    if (verdict.kind === 'failure' || verdict.retryAfterMs !== undefined) this.#accountFailure(endpoint, params, verdict, ctx);
+    else if (endpoint.failures !== 0 || endpoint.state !== 'active') this.#succeeded(endpoint);
+  }
+
+  /** A failure, or an answer that asks to come back later (Retry-After). */
+  #accountFailure(endpoint: EndpointState<Req, Res>, params: BalanceParams, verdict: Classification, ctx: CallContext): void {
+    const now = ctx.timeOn(this.#clock);
     // A server's Retry-After (429, 503) is the best estimate of when it is worth calling again:
     // count it as a round trip that long, so the endpoint is avoided and the penalty decays.
-    if (verdict.retryAfterMs !== undefined) {
-      if (Number.isNaN(now)) now = ctx.timeOn(this.#clock);
-      endpoint.observe(now, verdict.retryAfterMs, params.decayMs);
-    }
-    if (verdict.kind === 'failure') this.#failed(endpoint, params, Number.isNaN(now) ? ctx.timeOn(this.#clock) : now);
+    if (verdict.retryAfterMs !== undefined) endpoint.observe(now, verdict.retryAfterMs, params.decayMs);
+    if (verdict.kind === 'failure') this.#failed(endpoint, params, now);
     else this.#succeeded(endpoint);
   }
 

@@ -75,47 +75,69 @@ export class Picker {
   /** A member of `set` (which must not be empty). */
   pick<Req, Res>(set: DenseSet<Req, Res>, params: BalanceParams, now: number): EndpointState<Req, Res> {
     const items = set.items;
-    const n = items.length;
     // A single endpoint is the answer whatever its readiness: there is nothing else to prefer.
-    if (n === 1) return items[0] as EndpointState<Req, Res>;
-    switch (params.strategy) {
-      case 'round-robin': {
-        if (this.#cursor >= n) this.#cursor = 0;
-        const start = this.#cursor;
-        for (let tries = Math.min(n, READY_ROUNDS * 2); tries > 0; tries--) {
-          if (this.#cursor >= n) this.#cursor = 0;
-          const candidate = items[this.#cursor++] as EndpointState<Req, Res>;
-          if (candidate.isReady()) return candidate;
-        }
-        // None ready: the first one looked at, and the turn moves on from it, so the calls are
-        // still spread rather than all sent to whichever endpoint the search started from.
-        this.#cursor = start + 1;
-        return items[start] as EndpointState<Req, Res>;
-      }
-      case 'weighted': {
-        const table = this.#alias;
-        if (table.builtFor !== set.version) table.build(items as EndpointState<unknown, unknown>[], set.version);
-        let first: EndpointState<Req, Res> | undefined;
-        for (let round = 0; round < READY_ROUNDS * 2; round++) {
-          const i = Math.floor(this.#random() * n);
-          const candidate = items[this.#random() < (table.prob[i] as number) ? i : (table.alias[i] as number)] as EndpointState<Req, Res>;
-          if (candidate.isReady()) return candidate;
-          first ??= candidate;
-        }
-        return first as EndpointState<Req, Res>;
-      }
-      default: {
-        let first: EndpointState<Req, Res> | undefined;
-        // With two endpoints every pair is the same pair: one round says all there is to say.
-        for (let round = n === 2 ? 1 : READY_ROUNDS; round > 0; round--) {
-          const winner = this.#p2c(set, params, now);
-          if (winner.isReady()) return winner;
-          const loser = items[this.#loser] as EndpointState<Req, Res>;
-          if (loser.isReady()) return loser;
-          first ??= winner;
-        }
-        return first as EndpointState<Req, Res>;
-      }
+    if (items.length === 1) return items[0] as EndpointState<Req, Res>;
+    // One small function per strategy: V8 inlines only small functions, within a budget for the
+    // whole call chain, and a stack is a long chain.
+    const strategy = params.strategy;
+    if (strategy === 'round-robin') return this.#roundRobin(items);
+    if (strategy === 'weighted') return this.#weighted(set);
+    return this.#powerOfTwo(set, params, now);
+  }
+
+  #roundRobin<Req, Res>(items: readonly EndpointState<Req, Res>[]): EndpointState<Req, Res> {
+    const n = items.length;
+    if (this.#cursor >= n) this.#cursor = 0;
+    const start = this.#cursor;
+    for (let tries = Math.min(n, READY_ROUNDS * 2); tries > 0; tries--) {
+      if (this.#cursor >= n) this.#cursor = 0;
+      const candidate = items[this.#cursor++] as EndpointState<Req, Res>;
+      if (candidate.isReady()) return candidate;
+    }
+    // None ready: the first one looked at, and the turn moves on from it, so the calls are
+    // still spread rather than all sent to whichever endpoint the search started from.
+    this.#cursor = start + 1;
+    return items[start] as EndpointState<Req, Res>;
+  }
+
+  #weighted<Req, Res>(set: DenseSet<Req, Res>): EndpointState<Req, Res> {
+    const items = set.items;
+    const n = items.length;
+    const table = this.#alias;
+    if (table.builtFor !== set.version) table.build(items as EndpointState<unknown, unknown>[], set.version);
+    let first: EndpointState<Req, Res> | undefined;
+    for (let round = 0; round < READY_ROUNDS * 2; round++) {
+      const i = Math.floor(this.#random() * n);
+      const candidate = items[this.#random() < (table.prob[i] as number) ? i : (table.alias[i] as number)] as EndpointState<Req, Res>;
+      if (candidate.isReady()) return candidate;
+      first ??= candidate;
+    }
+    return first as EndpointState<Req, Res>;
+  }
+
+  #powerOfTwo<Req, Res>(set: DenseSet<Req, Res>, params: BalanceParams, now: number): EndpointState<Req, Res> {
+    const winner = this.#p2c(set, params, now);
+    // The common case: every endpoint ready, one round.
+    if (winner.isReady()) return winner;
+    return this.#powerOfTwoAmongReady(set, params, now, winner);
+  }
+
+  /** The winner of the first pair was not ready: its loser, or further pairs (bounded). */
+  #powerOfTwoAmongReady<Req, Res>(
+    set: DenseSet<Req, Res>,
+    params: BalanceParams,
+    now: number,
+    first: EndpointState<Req, Res>,
+  ): EndpointState<Req, Res> {
+    const items = set.items;
+    // With two endpoints every pair is the same pair: one round says all there is to say.
+    const rounds = items.length === 2 ? 1 : READY_ROUNDS;
+    for (let round = 1; ; round++) {
+      const loser = items[this.#loser] as EndpointState<Req, Res>;
+      if (loser.isReady()) return loser;
+      if (round >= rounds) return first;
+      const winner = this.#p2c(set, params, now);
+      if (winner.isReady()) return winner;
     }
   }
 
