@@ -232,6 +232,11 @@ export class FusedService<Req, Res> implements Service<Req, Res> {
       callInto(this.target, req, ctx, call);
       return call.promise as Promise<Res> | undefined;
     }
+    return this.#refusedOrLater(req, ctx, settler, tokens, stopped);
+  }
+
+  /** A hook refused the call, or must wait (a queue, a readiness wait): off the common path. */
+  #refusedOrLater(req: Req, ctx: CallContext, settler: Settler | undefined, tokens: number[], stopped: number): Promise<Res> | undefined {
     const answer = unadmitted as Promise<number> | Error;
     unadmitted = undefined;
     if (answer instanceof Error) {
@@ -239,7 +244,7 @@ export class FusedService<Req, Res> implements Service<Req, Res> {
       settler.settle(true, answer);
       return undefined;
     }
-    const later = admitSlowly(hooks, tokens, stopped, answer, this.target, req, ctx);
+    const later = admitSlowly(this.hooks, tokens, stopped, answer, this.target, req, ctx);
     if (settler === undefined) return later;
     settleFrom(later, settler);
     return undefined;
