@@ -43,7 +43,7 @@ import { describeChain, type Layer, type LayerDescription, type Service, type St
 import { int, parseOptions } from '../../core/validate.js';
 import type { PromRegistryLike } from './exposition.js';
 import { defaultMetricsRegistry, MetricsRegistry } from './registry.js';
-import { MetricsState, RETRY_OUTCOMES, type RetryOutcome } from './state.js';
+import { MetricsState, RETRY_OUTCOMES, type RetryOutcome, type RouteStats } from './state.js';
 
 export { bucketIndex, LATENCY_BUCKETS_MS, quantile } from './buckets.js';
 export { collectFamilies, METRIC_NAMES, type MetricFamily, type PromRegistryLike, renderText, TEXT_CONTENT_TYPE } from './exposition.js';
@@ -195,13 +195,19 @@ export class MetricsService<Req, Res> implements Service<Req, Res>, CallHooks {
     const route = this.state.route(ctx.route);
     route.inFlight--;
     const classifier = this.#classifier;
-    let verdict: Classification = SUCCESS;
-    if (threw) {
-      // Shed, rate-limited, open-circuit, timed-out calls: counted by which layer ended them.
-      if (outcome instanceof SidecarlessError) this.state.countRefusal(route, outcome.layer, outcome.code);
-      verdict = classifier.classifyError(outcome);
-    } else if (classifier.judgesResults !== false) verdict = classifier.classifyResult(outcome);
+    const verdict = threw
+      ? this.#failure(route, outcome)
+      : classifier.judgesResults === false
+        ? SUCCESS
+        : classifier.classifyResult(outcome);
     route.record(ctx.endpoint, verdict, ctx.timeOn(this.#clock) - start);
+  }
+
+  /** A call that threw: judged, and if a mesh layer ended it, counted by which one. */
+  #failure(route: RouteStats, error: unknown): Classification {
+    // Shed, rate-limited, open-circuit, timed-out calls: counted by the layer that ended them.
+    if (error instanceof SidecarlessError) this.state.countRefusal(route, error.layer, error.code);
+    return this.#classifier.classifyError(error);
   }
 
   ready(): boolean {

@@ -218,7 +218,12 @@ export class RetryService<Req, Res> implements Service<Req, Res> {
 
   /** What each attempt calls: the inner service, or a per-try timeout around it. */
   #target(params: RetryParams): Service<Req, Res> {
+    // Small on purpose (V8 inlines small functions only); the per-try timeout is built apart.
     if (params.perTryTimeoutMs === Number.POSITIVE_INFINITY) return this.#inner;
+    return this.#perTry ?? this.#perTryTimeout();
+  }
+
+  #perTryTimeout(): Service<Req, Res> {
     if (this.#perTry === undefined) {
       const param = this.#param;
       this.#perTry = new TimeoutService(
@@ -274,7 +279,11 @@ export class RetryService<Req, Res> implements Service<Req, Res> {
   }
 
   #budgetFor(params: RetryParams): RetryBudget | undefined {
-    if (params === this.#budgetParams) return this.#budget;
+    return params === this.#budgetParams ? this.#budget : this.#adoptBudget(params);
+  }
+
+  /** The parameters changed (or this is the first call): the budget they name. */
+  #adoptBudget(params: RetryParams): RetryBudget | undefined {
     this.#budgetParams = params;
     if (params.budget !== this.#budgetSource || (params.budget !== undefined && this.#budget === undefined)) {
       this.#budgetSource = params.budget;
