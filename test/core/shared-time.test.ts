@@ -81,6 +81,7 @@ test('a reading never outlives its step: after a backoff the balancer times only
 
 test('the approximate clock holds one reading per turn of the event loop and never runs ahead', async () => {
   const approximateNow = systemClock.approximateNow as () => number;
+  for (let i = 0; i < 70; i++) approximateNow(); // past any plain reads left from sparse turns
   const first = approximateNow();
   const busyUntil = performance.now() + 2;
   while (performance.now() < busyUntil) {
@@ -93,6 +94,32 @@ test('the approximate clock holds one reading per turn of the event loop and nev
   const next = approximateNow();
   assert.ok(next >= first + 2, `a later turn reads anew (${next - first} ms later)`);
   assert.ok(next <= performance.now());
+});
+
+test('when each turn reads once, the approximate clock reads plainly (no setImmediate per call) and tries caching again later', async () => {
+  const approximateNow = systemClock.approximateNow as () => number;
+  const nextTurn = async () => {
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setImmediate(resolve));
+  };
+  const busy = (ms: number) => {
+    const until = performance.now() + ms;
+    while (performance.now() < until) {
+      // time passes within the turn
+    }
+  };
+  for (let i = 0; i < 70; i++) approximateNow(); // a turn that reuses its reading
+  await nextTurn();
+  approximateNow(); // a turn with a single read: nothing reused
+  await nextTurn();
+  const a = approximateNow();
+  busy(1);
+  assert.ok(approximateNow() > a, 'plain reads: the second read of the turn is later');
+  for (let i = 0; i < 64; i++) approximateNow(); // the rest of the plain reads, then caching again
+  const cached = approximateNow();
+  busy(1);
+  assert.equal(approximateNow(), cached, 'caching again after 64 plain reads');
+  await nextTurn();
 });
 
 test('a timeout on the system clock fires after its duration, give or take the turn it started in', async () => {
