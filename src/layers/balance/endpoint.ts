@@ -192,13 +192,14 @@ export function peakEwmaCost(data: Float64Array, slot: number, now: number, deca
 }
 
 /**
- * `e^(-elapsed/decay)`, the weight an estimate keeps after `elapsed` ms. Between calls a few
- * microseconds apart (x below 1e-4) it is `1 - x` to within 5e-9, without the `Math.exp` that
- * would otherwise be paid up to three times per call.
+ * `e^(-elapsed/decay)`, the weight an estimate keeps after `elapsed` ms. Below a hundredth of the
+ * decay (100 ms of the default 10 s: nearly every gap between calls to an endpoint) it is
+ * `1 - x + x²/2`, within 2e-7 of it, without the `Math.exp` that would otherwise be paid up to
+ * three times per call.
  */
 export function decayWeight(elapsedMs: number, decayMs: number): number {
   const x = elapsedMs / decayMs;
-  return x < 1e-4 ? 1 - x : Math.exp(-x);
+  return x < 1e-2 ? 1 - x + 0.5 * x * x : Math.exp(-x);
 }
 
 /** The load of a slot by pending calls alone. */
