@@ -5,13 +5,17 @@ import { meshPlugin } from '../../../src/integrations/fastify/index.js';
 import { MetricsRegistry } from '../../../src/layers/metrics/index.js';
 import { Readiness } from '../../../src/layers/readiness/index.js';
 
-test('fastify: a shed request gets 503 with Retry-After', async () => {
+/**
+ * A Fastify app with the mesh plugin and one `/slow` route whose first request is held until
+ * `release()`: with a limit of one, that request holds the only permit.
+ */
+async function appHoldingTheOnlyPermit(options: Parameters<typeof meshPlugin>[1]) {
   let release!: () => void;
   const held = new Promise<void>((r) => (release = r));
   let started!: () => void;
   const admitted = new Promise<void>((r) => (started = r));
   const app = Fastify();
-  await app.register(meshPlugin, { concurrency: 1, metrics: false });
+  await app.register(meshPlugin, options);
   app.get('/slow', async () => {
     started();
     await held;
@@ -20,6 +24,11 @@ test('fastify: a shed request gets 503 with Retry-After', async () => {
   const url = await app.listen({ port: 0, host: '127.0.0.1' });
   const first = fetch(`${url}/slow`);
   await admitted; // the first request holds the only permit
+  return { app, url, first, release };
+}
+
+test('fastify: a shed request gets 503 with Retry-After', async () => {
+  const { app, url, first, release } = await appHoldingTheOnlyPermit({ concurrency: 1, metrics: false });
   const shed = await fetch(`${url}/slow`);
   assert.equal(shed.status, 503);
   assert.equal(shed.headers.get('retry-after'), '1');
@@ -74,20 +83,10 @@ test('fastify: the incoming grpc-timeout style deadline gives 504', async () => 
 });
 
 test('fastify: with an adaptive limit, requests beyond it are shed too', async () => {
-  let release!: () => void;
-  const held = new Promise<void>((r) => (release = r));
-  let started!: () => void;
-  const admitted = new Promise<void>((r) => (started = r));
-  const app = Fastify();
-  await app.register(meshPlugin, { adaptive: { initialLimit: 1, minLimit: 1, maxLimit: 1 }, metrics: false });
-  app.get('/slow', async () => {
-    started();
-    await held;
-    return 'done';
+  const { app, url, first, release } = await appHoldingTheOnlyPermit({
+    adaptive: { initialLimit: 1, minLimit: 1, maxLimit: 1 },
+    metrics: false,
   });
-  const url = await app.listen({ port: 0, host: '127.0.0.1' });
-  const first = fetch(`${url}/slow`);
-  await admitted; // the first request holds the only permit
   assert.equal((await fetch(`${url}/slow`)).status, 503);
   release();
   assert.equal((await first).status, 200);
