@@ -22,17 +22,25 @@ export interface RetryStats {
   skipped: Record<RetrySkipReason, number>;
 }
 
-/** Sleeps on the clock; resolves `false` early if the call is abandoned meanwhile. */
-function sleep(clock: Clock, ms: number, ctx: CallContext): Promise<boolean> {
+/**
+ * Sleeps on the clock; resolves `false` early if the call is abandoned meanwhile, or when
+ * `sleepers` (the layer's, woken on close) is woken.
+ */
+function sleep(clock: Clock, ms: number, ctx: CallContext, sleepers: Set<() => void>): Promise<boolean> {
   return new Promise((resolve) => {
+    const wake = (): void => {
+      clock.clearTimer(timer);
+      sleepers.delete(wake);
+      ctx.setWaker(undefined);
+      resolve(false);
+    };
     const timer = clock.setTimer(() => {
+      sleepers.delete(wake);
       ctx.setWaker(undefined);
       resolve(true);
     }, ms);
-    ctx.setWaker(() => {
-      clock.clearTimer(timer);
-      resolve(false);
-    });
+    sleepers.add(wake);
+    ctx.setWaker(wake);
   });
 }
 
@@ -67,6 +75,8 @@ export class RetryService<Req, Res> implements Service<Req, Res> {
   #budgetSource: RetryBudget | RetryBudgetOptions | undefined = undefined;
   #budget: RetryBudget | undefined = undefined;
   #closed = false;
+  /** Wakers of the calls sleeping in a backoff. */
+  readonly #sleepers = new Set<() => void>();
 
   constructor(inner: Service<Req, Res>, param: Param<RetryParams>, env: StackEnv) {
     this.#inner = inner;
@@ -191,11 +201,12 @@ export class RetryService<Req, Res> implements Service<Req, Res> {
             error,
           });
         }
-        if (!threw) params.discard?.(result);
         previousDelay = delay;
-        if (delay > 0 && !(await sleep(this.#env.clock, delay, ctx))) skip = 'cancelled';
-        else if (ctx.cancelled) skip = 'cancelled';
+        if (delay > 0 && !(await sleep(this.#env.clock, delay, ctx, this.#sleepers))) skip = 'cancelled';
+        else if (ctx.cancelled || this.#closed) skip = 'cancelled';
         else if (this.#env.clock.now() >= deadline) skip = 'deadline';
+        // Only a result that is really replaced is discarded: one returned after all must stay whole.
+        if (skip === undefined && !threw) params.discard?.(result);
       }
       if (skip !== undefined) {
         this.#skipped(skip, attempt, verdict, ctx);
@@ -274,6 +285,8 @@ export class RetryService<Req, Res> implements Service<Req, Res> {
 
   async close(): Promise<void> {
     this.#closed = true;
+    // Calls sleeping in a backoff end now, with their last failure: none outlives the stack.
+    for (const wake of [...this.#sleepers]) wake();
     if (this.#perTry !== undefined) await this.#perTry.close();
     else await this.#inner.close?.();
   }

@@ -270,3 +270,43 @@ test('invalid retry options throw at build time naming the field and range', () 
     );
   }
 });
+
+test('close() during a backoff ends the sleeping call with its last failure: no timer left, no further attempt', async () => {
+  const { clock, mock, fn, skipped } = retrying({ attempts: 3, backoff: { kind: 'constant', base: '10s', jitter: 'none' } });
+  mock.script({ error: resetError('first') }, { value: 'never' });
+  const seen = observe(fn());
+  await clock.advance(0);
+  assert.equal(mock.calls.length, 1);
+  assert.equal(clock.pendingTimers, 1, 'sleeping in the backoff');
+  await fn.close();
+  await clock.advance(0);
+  assert.equal(seen.settled, 1);
+  assert.match(String((seen.error as Error).message), /first/);
+  assert.equal(clock.pendingTimers, 0);
+  await clock.advance(60_000);
+  assert.equal(mock.calls.length, 1, 'no attempt after close');
+  assert.deepEqual(skipped, ['cancelled']);
+});
+
+test('a result returned because the backoff was cut short is not discarded', async () => {
+  const clock = new VirtualClock();
+  const mock = new MockService<[], { status: number }>();
+  const discarded: number[] = [];
+  const controller = new AbortController();
+  const fn = new ServiceBuilder({ clock, classifier: httpLike, registry: false })
+    .retry({
+      attempts: 2,
+      retryOn: ['gateway-error'],
+      backoff: { base: '1s', jitter: 'none' },
+      discard: (r) => discarded.push((r as { status: number }).status),
+    })
+    .service(mock.fn, { context: () => ({ signal: controller.signal }) });
+  mock.script({ value: { status: 503 } });
+  const seen = observe(fn());
+  await clock.advance(0);
+  controller.abort();
+  await clock.advance(0);
+  assert.equal(seen.settled, 1);
+  assert.deepEqual(discarded, [], 'the caller gets it whole');
+  await fn.close();
+});
