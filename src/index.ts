@@ -30,7 +30,7 @@ export {
   type SwapResult,
   type Validator,
 } from './core/config-store.js';
-export { CallContext } from './core/context.js';
+export { CallContext, isNeverAborted } from './core/context.js';
 export { DeadlineEntry, DeadlineList, DeadlineQueue, deadlineQueueFor } from './core/deadlines.js';
 export { type Duration, formatDuration, parseDuration, tryParseDuration } from './core/duration.js';
 export * from './core/errors.js';

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Clock } from './clock.js';
 import { CancelledError } from './errors.js';
 
@@ -8,15 +9,32 @@ import { CancelledError } from './errors.js';
  * listeners without bound: it is replaced every {@link NEVER_ABORTED_USES} hand-outs, and a
  * retired one is collected, listeners and all, once the calls that hold it are done.
  */
-let neverAborted: AbortSignal = new AbortController().signal;
-let neverAbortedUses = 0;
 const NEVER_ABORTED_USES = 256;
+/** Signals handed out as never firing: no controller of theirs is reachable, so none ever fires. */
+const neverAbortedSignals = new WeakSet<AbortSignal>();
+function newNeverAborted(): AbortSignal {
+  const signal = new AbortController().signal;
+  // Up to NEVER_ABORTED_USES callees may each add a listener: that is the design, not a leak.
+  setMaxListeners(NEVER_ABORTED_USES, signal);
+  neverAbortedSignals.add(signal);
+  return signal;
+}
+let neverAborted: AbortSignal = newNeverAborted();
+let neverAbortedUses = 0;
 function neverAbortedSignal(): AbortSignal {
   if (++neverAbortedUses > NEVER_ABORTED_USES) {
-    neverAborted = new AbortController().signal;
+    neverAborted = newNeverAborted();
     neverAbortedUses = 1;
   }
   return neverAborted;
+}
+
+/**
+ * Whether `signal` is one {@link CallContext.signal} hands out when nothing could abort the
+ * call: an integration can then pass the caller's options through untouched.
+ */
+export function isNeverAborted(signal: AbortSignal): boolean {
+  return neverAbortedSignals.has(signal);
 }
 
 /**
