@@ -83,8 +83,12 @@ class StoreParam<S, O, T> implements Param<T> {
     try {
       this.#value = this.#resolve(this.#live.select(snapshot.value) ?? this.#live.fallback);
     } catch (error) {
-      if (!(error instanceof InvalidOptionError)) throw error;
-      this.#onRejected(error.problems);
+      // Whatever went wrong (bad options, or a selector that throws on a snapshot without its
+      // section), a built stack keeps its last good parameters: get() runs inside calls, where a
+      // throw would skip the settle of layers already admitted (a concurrency permit, a probe).
+      this.#onRejected(
+        error instanceof InvalidOptionError ? error.problems : [{ field: 'options', message: `could not be read: ${String(error)}` }],
+      );
     }
   }
 }

@@ -70,6 +70,22 @@ test('a live value that fails the layer check is reported and the previous one k
   await call.close();
 });
 
+test('a selector that throws on a new snapshot keeps the previous value; no permit of a layer above leaks', async () => {
+  const store = new ConfigStore<{ svc?: { timeout: `${number}s` } }>({ initial: { svc: { timeout: '1s' } } });
+  const call = new ServiceBuilder({ registry: false })
+    .concurrencyLimit({ max: 1 })
+    .timeout(live(store, (doc) => (doc.svc as { timeout: `${number}s` }).timeout))
+    .service(async (x: number) => x + 1);
+  const rejected: string[] = [];
+  call.events.on('param-rejected', (e) => rejected.push(`${e.layer}: ${e.problems.map((p) => p.message).join()}`));
+  store.swap({}, '2'); // no svc section: the selector throws a TypeError
+  for (let i = 0; i < 3; i++) assert.equal(await call(i), i + 1, 'served under the previous timeout, the permit given back');
+  assert.equal(call.ready(), true);
+  assert.equal(rejected.length, 1);
+  assert.match(rejected[0] as string, /^timeout: could not be read: TypeError/);
+  await call.close();
+});
+
 test('a stack built on bad live options does not start', () => {
   const store = new ConfigStore<Doc>({ initial: { attempts: -3 } });
   assert.throws(
