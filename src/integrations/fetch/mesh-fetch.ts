@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Clock } from '../../core/clock.js';
-import { CallContext } from '../../core/context.js';
+import { CallContext, isNeverAborted } from '../../core/context.js';
 import type { LayerDescription, Service, StackEnv } from '../../core/service.js';
 import { int, parseOptions } from '../../core/validate.js';
 import { baseUrlOf, endpointDiscovery } from '../shared/endpoints.js';
@@ -85,9 +85,6 @@ class FetchRequest {
   }
 }
 
-// The signal a context hands out when nothing can abort the call: passing it on is pointless.
-const NEVER = new CallContext().signal;
-
 /**
  * The innermost service: one fetch per attempt with our signal — to the caller's URL, or, as
  * one endpoint's service under the balancer, to the endpoint's base URL plus the caller's path.
@@ -110,7 +107,8 @@ class FetchService implements Service<FetchRequest, Response> {
     const signal = ctx.signal;
     const plan = req.plan;
     const hasDeadline = this.#header !== false && ctx.deadline !== Number.POSITIVE_INFINITY;
-    if ((signal !== NEVER && signal !== init?.signal) || plan?.body !== undefined || hasDeadline) {
+    // A signal that never fires (nothing can abort the call) is pointless to pass on.
+    if ((signal !== init?.signal && !isNeverAborted(signal)) || plan?.body !== undefined || hasDeadline) {
       init = { ...init, signal };
       if (plan?.body !== undefined) {
         // A one-shot stream goes out once; a later attempt (never retried, but be safe) sends none.

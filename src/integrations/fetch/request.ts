@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import type { Dispatcher } from 'undici';
 import { z } from 'zod';
 import type { Clock } from '../../core/clock.js';
-import { CallContext } from '../../core/context.js';
+import { CallContext, isNeverAborted } from '../../core/context.js';
 import type { LayerDescription, Service, StackEnv } from '../../core/service.js';
 import { int, parseOptions } from '../../core/validate.js';
 import { baseUrlOf, endpointDiscovery } from '../shared/endpoints.js';
@@ -55,8 +55,6 @@ class UndiciCall {
   }
 }
 
-const NEVER = new CallContext().signal;
-
 class RequestService implements Service<UndiciCall, Dispatcher.ResponseData> {
   readonly #request: UndiciRequest;
   readonly #clock: Clock;
@@ -74,7 +72,8 @@ class RequestService implements Service<UndiciCall, Dispatcher.ResponseData> {
     let options = req.options;
     const signal = ctx.signal;
     const hasDeadline = this.#header !== false && ctx.deadline !== Number.POSITIVE_INFINITY;
-    if ((signal !== NEVER && signal !== options?.signal) || hasDeadline) {
+    // A signal that never fires (nothing can abort the call) is pointless to pass on.
+    if ((signal !== options?.signal && !isNeverAborted(signal)) || hasDeadline) {
       options = { ...options, signal };
       if (hasDeadline) {
         options.headers = appendHeader(
