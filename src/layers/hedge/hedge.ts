@@ -7,7 +7,7 @@ import { CancelledError, ServiceClosedError } from '../../core/errors.js';
 import type { EventHub } from '../../core/events.js';
 import type { Param } from '../../core/params.js';
 import { describeChain, type LayerDescription, type Service, type StackEnv } from '../../core/service.js';
-import { RetryBudget, type RetryBudgetOptions } from '../retry/budget.js';
+import { adoptBudget, RetryBudget, type RetryBudgetOptions } from '../retry/budget.js';
 import { LatencyWindow } from './latency.js';
 import type { HedgeParams } from './options.js';
 
@@ -289,9 +289,9 @@ export class HedgeService<Req, Res> implements Service<Req, Res> {
 
   #budgetFor(p: HedgeParams): RetryBudget | undefined {
     if (p.budget !== this.#budgetSource) {
+      const own = this.#budget !== undefined && this.#budget !== this.#budgetSource ? this.#budget : undefined;
       this.#budgetSource = p.budget;
-      this.#budget =
-        p.budget === undefined ? undefined : p.budget instanceof RetryBudget ? p.budget : new RetryBudget(p.budget, this.#clock);
+      this.#budget = adoptBudget(own, p.budget, this.#clock);
     }
     return this.#budget;
   }

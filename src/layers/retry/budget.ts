@@ -142,3 +142,24 @@ export class RetryBudget {
     this.#unsynced = 0;
   }
 }
+
+/**
+ * The budget a layer should use for `source` (a shared {@link RetryBudget}, options for one of
+ * its own, or none), given the one it built before (`own`, from options). Options are compared
+ * by value: live config resolves them anew on every snapshot, and a budget rebuilt each time
+ * would forget its window — and so stop limiting retries — whenever an operator pushed an
+ * unrelated change.
+ */
+export function adoptBudget(
+  own: RetryBudget | undefined,
+  source: RetryBudget | RetryBudgetOptions | undefined,
+  clock: Clock,
+): RetryBudget | undefined {
+  if (source === undefined || source instanceof RetryBudget) return source;
+  if (own !== undefined) {
+    const next = resolvedFor(source);
+    const now = own.params;
+    if (next.retryRatio === now.retryRatio && next.minRetriesPerSecond === now.minRetriesPerSecond && next.ttlMs === now.ttlMs) return own;
+  }
+  return new RetryBudget(source, clock);
+}

@@ -9,7 +9,7 @@ import { describeChain, type LayerDescription, type Service, type Settler, type 
 import { callInto, settleFrom } from '../../core/settle.js';
 import { TimeoutService } from '../timeout/timeout.js';
 import { backoffDelay } from './backoff.js';
-import { RetryBudget, type RetryBudgetOptions } from './budget.js';
+import { adoptBudget, type RetryBudget, type RetryBudgetOptions } from './budget.js';
 import { matchesRetryOn, type RetryParams } from './options.js';
 
 /** Counts of what the retry layer decided, by outcome: the record of why retries did not happen. */
@@ -298,15 +298,9 @@ export class RetryService<Req, Res> implements Service<Req, Res> {
   /** The parameters changed (or this is the first call): the budget they name. */
   #adoptBudget(params: RetryParams): RetryBudget | undefined {
     this.#budgetParams = params;
-    if (params.budget !== this.#budgetSource || (params.budget !== undefined && this.#budget === undefined)) {
-      this.#budgetSource = params.budget;
-      this.#budget =
-        params.budget === undefined
-          ? undefined
-          : params.budget instanceof RetryBudget
-            ? params.budget
-            : new RetryBudget(params.budget, this.#env.clock);
-    }
+    const own = this.#budget !== undefined && this.#budget !== this.#budgetSource ? this.#budget : undefined;
+    this.#budgetSource = params.budget;
+    this.#budget = adoptBudget(own, params.budget, this.#env.clock);
     return this.#budget;
   }
 

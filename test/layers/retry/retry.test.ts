@@ -2,8 +2,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
   type Classifier,
+  ConfigStore,
   classification,
   InvalidOptionError,
+  live,
   RetryBudget,
   type RetryOptions,
   type RetryService,
@@ -309,4 +311,26 @@ test('a result returned because the backoff was cut short is not discarded', asy
   assert.equal(seen.settled, 1);
   assert.deepEqual(discarded, [], 'the caller gets it whole');
   await fn.close();
+});
+
+test('a live config change elsewhere keeps the retry budget and the hedge budget (and what they spent)', async () => {
+  const clock = new VirtualClock();
+  const store = new ConfigStore<{ other: number }>({ initial: { other: 1 } });
+  const mock = new MockService<[], string>();
+  // Default budgets: resolved anew from the options on every snapshot.
+  const fn = new ServiceBuilder({ clock, registry: false })
+    .retry(live(store, () => ({ attempts: 1, backoff: { base: '1ms', jitter: 'none' } })))
+    .service(mock.fn);
+  const hedged = new ServiceBuilder({ clock, registry: false }).hedge(live(store, () => ({ delay: '10ms' }))).service(mock.fn);
+  const retryBudget = (fn.stack as unknown as RetryService<unknown, unknown>).budget;
+  const hedgeBudget = (hedged.stack as unknown as { budget: RetryBudget | undefined }).budget;
+  mock.script({ error: resetError() }, { value: 'ok' });
+  assert.equal(await clock.settle(fn()), 'ok');
+  const spent = retryBudget?.describe();
+  store.swap({ other: 2 }, '2'); // nothing about budgets changed
+  assert.equal((fn.stack as unknown as RetryService<unknown, unknown>).budget, retryBudget, 'the same retry budget');
+  assert.deepEqual(retryBudget?.describe(), spent);
+  assert.equal((hedged.stack as unknown as { budget: RetryBudget | undefined }).budget, hedgeBudget, 'the same hedge budget');
+  await fn.close();
+  await hedged.close();
 });
