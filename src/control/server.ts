@@ -13,8 +13,9 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { type Clock, systemClock } from '../core/clock.js';
-import type { OptionProblem } from '../core/errors.js';
+import { InvalidOptionError, type OptionProblem } from '../core/errors.js';
 import { type DocumentLimits, meshValidator } from './document.js';
 import { ACK_PATH, type AckReport, CLIENTS_PATH, STREAM_PATH, type StreamMessage } from './protocol.js';
 import type { ConfigSink, ConfigSource, SourceUpdate, SourceVerdict } from './source.js';
@@ -47,7 +48,7 @@ export interface ControlServerOptions {
 export interface ControlServerTls {
   cert: string | Buffer;
   key: string | Buffer;
-  /** CA certificates that sign client certificates; given, a client without one is refused. */
+  /** CA certificates that sign client certificates; given, a client without one is refused. Must not be empty. */
   clientCa?: string | Buffer | readonly (string | Buffer)[];
 }
 
@@ -73,6 +74,25 @@ const CLIENT_ID = /^[A-Za-z0-9_.:@-]{1,200}$/;
 
 const digest = (token: string): Buffer => createHash('sha256').update(token).digest();
 
+const isPem = (value: unknown): value is string | Buffer =>
+  (typeof value === 'string' && value.trim() !== '') || (Buffer.isBuffer(value) && value.length > 0);
+
+/**
+ * Checks `tls.clientCa` when given. Node's TLS context trusts the public root CAs when `ca` is
+ * empty or falsy, so an empty value (an unset environment variable, say) would let in any client
+ * whose certificate chains to a public root — with no token needed. It is refused instead.
+ */
+function checkClientCa(clientCa: unknown): void {
+  if (clientCa === undefined) return;
+  const ok = Array.isArray(clientCa) ? clientCa.length > 0 && clientCa.every(isPem) : isPem(clientCa);
+  if (!ok) {
+    throw new InvalidOptionError(
+      'tls.clientCa',
+      'must be the PEM of the CA certificates that sign clients: a non-empty string or Buffer, or a non-empty array of them (an empty one would trust every public root CA)',
+    );
+  }
+}
+
 /** The reference control server; see the module doc. */
 export class ControlServer implements ConfigSink {
   readonly #options: ControlServerOptions;
@@ -90,6 +110,7 @@ export class ControlServer implements ConfigSink {
 
   constructor(options: ControlServerOptions) {
     const tokens = options.token === undefined ? [] : typeof options.token === 'string' ? [options.token] : [...options.token];
+    checkClientCa(options.tls?.clientCa);
     const mutualTls = options.tls?.clientCa !== undefined;
     if ((tokens.length === 0 && !mutualTls) || tokens.some((t) => typeof t !== 'string' || t.length < 8)) {
       throw new Error(
@@ -183,7 +204,9 @@ export class ControlServer implements ConfigSink {
 
   #authorized(req: IncomingMessage): boolean {
     // A client certificate was checked in the handshake (rejectUnauthorized); tokens, if any, are also required.
-    if (this.#tokens.length === 0) return true;
+    // Without tokens the certificate is the only proof, so it is checked again here: a socket
+    // the handshake did not authorize (or no TLS at all) never gets in on no evidence.
+    if (this.#tokens.length === 0) return (req.socket as TLSSocket).authorized === true;
     const header = req.headers.authorization ?? '';
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!match) return false;

@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { afterEach, test } from 'node:test';
+import type { Server } from 'node:http';
+import https from 'node:https';
+import { syncBuiltinESMExports } from 'node:module';
+import { afterEach, mock, test } from 'node:test';
 import { ControlServer, createMeshStore, type HttpSourceEvent, httpSource } from '../../src/control/index.js';
+import { InvalidOptionError } from '../../src/core/errors.js';
 import { closeOpened, TOKEN, track, until } from './helpers.js';
 
 afterEach(closeOpened);
@@ -75,4 +79,53 @@ test('mTLS with a token: a client needs both; TLS without a client CA still need
   const trusted = await client(plainTlsUrl, { ca: pem('ca.pem') }, TOKEN);
   await until(() => trusted.store.version === 'v2', 'a TLS client with the token and no certificate');
   assert.throws(() => new ControlServer({ tls: { cert: serverTls.cert, key: serverTls.key } }), /bearer token/);
+});
+
+test('mTLS: an empty client CA is refused, naming tls.clientCa, rather than trusting the public root CAs', () => {
+  const { cert, key } = serverTls;
+  for (const clientCa of ['', '  \n', Buffer.alloc(0), [], [''], [pem('ca.pem'), Buffer.alloc(0)], null]) {
+    assert.throws(
+      () => new ControlServer({ tls: { cert, key, clientCa: clientCa as string }, port: 0, log: quiet }),
+      (error: unknown) => error instanceof InvalidOptionError && error.problems.length === 1 && error.problems[0]?.field === 'tls.clientCa',
+      `clientCa ${JSON.stringify(clientCa)}`,
+    );
+  }
+  // Not even with a token: the value is a mistake either way.
+  assert.throws(() => new ControlServer({ tls: { cert, key, clientCa: '' }, token: TOKEN, port: 0, log: quiet }), /tls\.clientCa/);
+  assert.doesNotThrow(() => new ControlServer({ tls: { cert, key, clientCa: [pem('ca.pem'), pem('other-ca.pem')] }, port: 0, log: quiet }));
+});
+
+test('without tokens, a request whose TLS socket the handshake did not authorize is refused', () => {
+  // Defence in depth: reach the request handler past the handshake, with sockets as TLS leaves them.
+  const realCreateServer = https.createServer;
+  let inner: Server | undefined;
+  mock.method(https, 'createServer', (...args: Parameters<typeof https.createServer>) => {
+    inner = realCreateServer(...args);
+    return inner;
+  });
+  syncBuiltinESMExports();
+  try {
+    new ControlServer({ tls: serverTls, port: 0, log: quiet });
+  } finally {
+    mock.restoreAll();
+    syncBuiltinESMExports();
+  }
+  assert.ok(inner, 'the server was created through node:https');
+  const statusFor = (socket: object): number => {
+    let status = 0;
+    const res = {
+      headersSent: false,
+      setHeader: () => {},
+      writeHead: (s: number) => {
+        status = s;
+        return res;
+      },
+      end: () => {},
+    };
+    inner?.emit('request', { url: '/v1/config', method: 'GET', headers: {}, socket }, res);
+    return status;
+  };
+  assert.equal(statusFor({ authorized: false }), 401, 'an unauthorized TLS socket');
+  assert.equal(statusFor({}), 401, 'a socket that is not TLS at all');
+  assert.equal(statusFor({ authorized: true }), 200, 'a socket whose certificate the handshake checked');
 });
