@@ -199,8 +199,12 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
   }
 
   #pick(params: BalanceParams, now: number): EndpointState<Req, Res> | undefined {
-    if (this.#probes.length > 0) {
-      const probe = this.#probes.pop() as EndpointState<Req, Res>;
+    const probes = this.#probes;
+    while (probes.length > 0) {
+      const probe = probes.pop() as EndpointState<Req, Res>;
+      // One whose ejection ended otherwise meanwhile (a call sent before it succeeded, or it was
+      // removed) is no longer waiting for a probe.
+      if (probe.state !== 'ejected') continue;
       probe.state = 'probing';
       return probe;
     }
@@ -327,8 +331,6 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
     this.#byId.delete(id);
     this.#ready.delete(endpoint);
     this.#all.delete(endpoint);
-    const probeIndex = this.#probes.indexOf(endpoint);
-    if (probeIndex >= 0) this.#probes.splice(probeIndex, 1);
     if (endpoint.timer !== undefined) this.#clock.clearTimer(endpoint.timer);
     endpoint.timer = undefined;
     endpoint.state = 'removed';

@@ -229,3 +229,40 @@ test('describe() shows strategy, accrual and every endpoint with its state and E
   ]);
   await f.get.close();
 });
+
+test('an endpoint restored by a late success while waiting for its probe is not then taken for a probe', async () => {
+  const clock = new VirtualClock();
+  let release!: () => void;
+  let bCalls = 0;
+  const get = new ServiceBuilder({ clock, registry: false, random: () => 0, classifier }).balance(
+    new StaticDiscovery([
+      { address: 'a', port: 80 },
+      { address: 'b', port: 80 },
+    ]),
+    (endpoint: Endpoint) => async (): Promise<Reply> => {
+      if (endpoint.address === 'a') return { status: 200, body: 'a' };
+      // b: fails, then holds one call (which will succeed), then fails again.
+      const n = ++bCalls;
+      if (n === 2) await new Promise<void>((resolve) => (release = resolve));
+      return { status: n === 2 ? 200 : 500, body: 'b' };
+    },
+    { strategy: 'round-robin', failureAccrual: { consecutiveFailures: 2, backoff: { min: '1s', max: '10s', jitter: 0 } } },
+  );
+  const balancer = get.stack as unknown as { endpoints(): { address: string; state: string }[]; counts(): { ready: number } };
+  const stateOf = (address: string) => balancer.endpoints().find((e) => e.address === address)?.state;
+  const held: Promise<unknown>[] = [];
+  for (let i = 0; i < 6; i++) held.push(get().catch(() => undefined)); // a, b(fail), a, b(held), a, b(fail)
+  await clock.advance(0);
+  assert.equal(stateOf('b'), 'ejected');
+  await clock.advance(1000); // the backoff ends: b waits for its probe
+  release(); // the call sent before the ejection succeeds: b is healthy again
+  await clock.advance(0);
+  assert.equal(stateOf('b'), 'active');
+  await get();
+  await get();
+  assert.equal(stateOf('b'), 'active', 'not marked probing while in the ready set');
+  assert.equal(balancer.counts().ready, 2);
+  await Promise.all(held);
+  await get.close();
+  assert.equal(clock.pendingTimers, 0);
+});
