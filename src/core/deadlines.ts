@@ -11,6 +11,9 @@
 
 import type { Clock, TimerHandle } from './clock.js';
 
+/** The longest delay a Node timer takes. */
+const MAX_TIMER_MS = 2_147_483_647;
+
 /** Something with a deadline; subclasses say what happens when it passes. */
 export abstract class DeadlineEntry {
   /** Absolute clock time at which {@link DeadlineEntry.expire} is called. */
@@ -103,7 +106,9 @@ export class DeadlineList {
   #arm(at: number, now: number): void {
     if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
     this.#timerAt = at;
-    this.#timer = this.#clock.setTimer(this.#fire, Math.max(0, at - now));
+    // Timers take at most 2^31-1 ms (Node fires a longer one after 1 ms, over and over): a farther
+    // deadline (a huge incoming deadline header) is re-armed when this one fires.
+    this.#timer = this.#clock.setTimer(this.#fire, Math.min(MAX_TIMER_MS, Math.max(0, at - now)));
   }
 
   #expireDue(): void {

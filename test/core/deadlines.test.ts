@@ -63,3 +63,22 @@ test('an entry earlier than the armed timer re-arms it', async () => {
   await clock.advance(80);
   assert.deepEqual(log, ['early', 'late']);
 });
+
+test('a deadline beyond the longest timer Node takes arms a timer of that length and is re-armed, not fired at 1 ms', async () => {
+  const clock = new VirtualClock();
+  const delays: number[] = [];
+  const setTimer = clock.setTimer.bind(clock);
+  clock.setTimer = (fn, delayMs) => {
+    delays.push(delayMs);
+    return setTimer(fn, delayMs);
+  };
+  const log: string[] = [];
+  const list = new DeadlineQueue(clock).listFor(5e9);
+  list.insert(new Recorder('far', log), 5e9, 0);
+  assert.deepEqual(delays, [2_147_483_647]);
+  await clock.advance(2_147_483_647);
+  assert.deepEqual(log, [], 'not due yet');
+  assert.deepEqual(delays, [2_147_483_647, 2_147_483_647]);
+  await clock.advance(5e9);
+  assert.deepEqual(log, ['far']);
+});
