@@ -39,7 +39,8 @@ function sizeOf(body: unknown, limit: number): number | undefined {
   return undefined;
 }
 
-function isStream(body: unknown): body is ReadableStream<Uint8Array> | AsyncIterable<Uint8Array> {
+/** Whether a body is a stream or async iterable, which can be read once only. */
+export function isStream(body: unknown): body is ReadableStream<Uint8Array> | AsyncIterable<Uint8Array> {
   return body instanceof ReadableStream || (typeof body === 'object' && body !== null && Symbol.asyncIterator in body);
 }
 

@@ -1,12 +1,12 @@
 import type { Dispatcher } from 'undici';
 import { z } from 'zod';
 import type { Clock } from '../../core/clock.js';
-import { CallContext } from '../../core/context.js';
+import { CallContext, isNeverAborted } from '../../core/context.js';
 import type { LayerDescription, Service, StackEnv } from '../../core/service.js';
 import { int, parseOptions } from '../../core/validate.js';
 import { appendHeader, DEADLINE_HEADER, httpClassifier, IDEMPOTENT_METHODS } from '../shared/http.js';
 import { buildOutbound, type OutboundHandle, type OutboundOptions, outboundShape, refuseReplay } from '../shared/outbound.js';
-import { type BodyPlan, DEFAULT_REPLAY_LIMIT, planBody, planStreamBody } from './body.js';
+import { type BodyPlan, DEFAULT_REPLAY_LIMIT, isStream, planBody, planStreamBody } from './body.js';
 
 const schema = z.strictObject({
   ...outboundShape,
@@ -45,9 +45,18 @@ class Attempt {
   resolve!: (attempt: Attempt) => void;
   reject!: (error: unknown) => void;
   started = false;
+  /** Why the attempt was aborted, kept for a dispatch that has not started yet. */
+  abortReason: Error | undefined = undefined;
+
+  /** Aborts the dispatch now, or as soon as it starts. */
+  abort(reason: Error): void {
+    this.abortReason ??= reason;
+    this.controller?.abort(reason);
+  }
 
   onRequestStart(controller: Controller): void {
     this.controller = controller;
+    if (this.abortReason !== undefined) controller.abort(this.abortReason);
   }
   onResponseStart(
     controller: Controller,
@@ -129,7 +138,7 @@ class OuterCall implements Controller {
     this.#aborted = true;
     this.#reason = reason;
     this.ctx.cancel(reason);
-    this.current?.controller?.abort(reason);
+    this.current?.abort(reason);
   }
   pause(): void {
     this.#paused = true;
@@ -170,8 +179,13 @@ interface DispatchRequest {
   refusal: string | undefined;
   /** The body is a stream (or iterable) still to be read into the replay buffer. */
   streamed: boolean;
-  /** The body is the rest of a stream over the limit: it can be sent on one attempt only. */
+  /**
+   * The body is a stream sent as it is read (the rest of one over the limit, or one that is not
+   * buffered at all): it can be sent on one attempt only.
+   */
   oneShot: boolean;
+  /** A one-shot body has gone out: no later attempt (a hedge, which keeps attempt 1) may send it. */
+  sent: boolean;
 }
 
 class DispatchService implements Service<DispatchRequest, Attempt> {
@@ -191,12 +205,20 @@ class DispatchService implements Service<DispatchRequest, Attempt> {
     });
     req.outer.current = attempt;
     if (ctx.cancelled) return Promise.reject(ctx.cancelReason);
-    // Never retried (it carries a refusal), but a hedge above could send it again: a drained
+    // Never retried, but a hedge above sends it again on a fork (still attempt 1): a drained
     // stream must not go out as an empty or truncated body.
-    if (req.oneShot && ctx.attempt > 1) return Promise.reject(new Error(`sidecarless: ${req.refusal ?? 'one-shot body'}: not sent again`));
-    // A deadline can fire: abort the attempt's dispatch when the context's signal does.
-    if (ctx.deadline !== Number.POSITIVE_INFINITY) {
-      ctx.signal.addEventListener('abort', () => attempt.controller?.abort(ctx.signal.reason), { once: true });
+    if (req.oneShot) {
+      if (req.sent) return Promise.reject(new Error(`sidecarless: ${req.refusal ?? 'one-shot body'}: not sent again`));
+      req.sent = true;
+    }
+    // Abort the dispatch when the context's signal fires: a deadline, a hedge that lost, a
+    // cancelled call. The caller's own abort reaches the current attempt through the outer
+    // call, so the outer context without a deadline is not asked for a signal (on the common
+    // path that would only hand out one that never fires).
+    if (ctx.deadline !== Number.POSITIVE_INFINITY || ctx !== req.outer.ctx) {
+      const signal = ctx.signal;
+      if (signal.aborted) return Promise.reject(signal.reason);
+      if (!isNeverAborted(signal)) signal.addEventListener('abort', () => attempt.abort(signal.reason), { once: true });
     }
     let opts = req.opts;
     if (this.#header !== false && ctx.deadline !== Number.POSITIVE_INFINITY) {
@@ -228,7 +250,7 @@ function discardAttempt(result: unknown): void {
   const attempt = result as Attempt;
   attempt.discarded = true;
   attempt.chunks = [];
-  attempt.controller?.abort(new Error('sidecarless: response discarded for a retry'));
+  attempt.abort(new Error('sidecarless: response discarded for a retry'));
 }
 
 /** Why a request must not be retried, judged before its body is read; `undefined` if it may be. */
@@ -274,12 +296,16 @@ export function meshInterceptor(options: MeshInterceptorOptions = {}): Dispatche
       handler.onRequestStart?.(outer, {});
       let refusal = refusalOf(opts, retryNonIdempotent);
       let streamed = false;
+      let oneShot = false;
       if (refusal === undefined && mayRetry) {
         const plan = planBody(opts.body, limit);
         if (plan === undefined) streamed = true;
         else refusal = plan.refusal;
+      } else {
+        // Streamed through unread: it can go out once only.
+        oneShot = isStream(opts.body);
       }
-      const req: DispatchRequest = { dispatch, opts, outer, refusal, streamed, oneShot: false };
+      const req: DispatchRequest = { dispatch, opts, outer, refusal, streamed, oneShot, sent: false };
       void outer.run(service, req, limit);
       return true;
     };

@@ -79,6 +79,8 @@ class FetchRequest {
   path = '';
   plan: BodyPlan | undefined = undefined;
   refusal: string | undefined = undefined;
+  /** A one-shot body has gone out: no later attempt (a hedge, which keeps attempt 1) may send it. */
+  sent = false;
   constructor(input: FetchInput, init: RequestInit | undefined) {
     this.input = input;
     this.init = init;
@@ -107,12 +109,16 @@ class FetchService implements Service<FetchRequest, Response> {
     const signal = ctx.signal;
     const plan = req.plan;
     const hasDeadline = this.#header !== false && ctx.deadline !== Number.POSITIVE_INFINITY;
+    if (plan?.oneShot) {
+      // Never retried, but a hedge above sends it again on a fork: a stream goes out once.
+      if (req.sent) return Promise.reject(new Error(`sidecarless: ${req.refusal ?? 'one-shot body'}: not sent again`));
+      req.sent = true;
+    }
     // A signal that never fires (nothing can abort the call) is pointless to pass on.
     if ((signal !== init?.signal && !isNeverAborted(signal)) || plan?.body !== undefined || hasDeadline) {
       init = { ...init, signal };
       if (plan?.body !== undefined) {
-        // A one-shot stream goes out once; a later attempt (never retried, but be safe) sends none.
-        init.body = plan.oneShot && ctx.attempt > 1 ? null : plan.body;
+        init.body = plan.body;
         if (plan.oneShot) (init as { duplex?: string }).duplex = 'half';
       }
       if (hasDeadline) {
