@@ -9,8 +9,9 @@
  *   honoured, 4xx a success unless told otherwise); only idempotent methods are retried unless
  *   `retryNonIdempotent` (or a route) says so; request bodies are replayed from a 64 KiB buffer
  *   and a larger body is sent once and never retried, with the reason counted in
- *   `replayRefused` and published as a `replay-refused` event; the body of a response that will
- *   be retried is cancelled; the remaining deadline travels in the `x-sidecarless-deadline-ms`
+ *   `replayRefused` and published as a `replay-refused` event, while a stream body of a request
+ *   that will not be retried is not buffered but streamed through, once; the body of a response
+ *   that will be retried is cancelled; the remaining deadline travels in the `x-sidecarless-deadline-ms`
  *   header (whole milliseconds, relative like `grpc-timeout`; the Express and Fastify
  *   integrations read it, and `grpc-timeout`); with `endpoints` (or a `discovery`) each attempt
  *   goes to one of the service's endpoints through the balance layer (P2C over peak-EWMA,

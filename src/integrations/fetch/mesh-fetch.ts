@@ -177,6 +177,8 @@ export function meshFetch(options: MeshFetchOptions = {}): MeshFetch {
   const discovery = endpointDiscovery(parsed.endpoints, 'meshFetch.endpoints') ?? options.discovery;
   const balanced = discovery !== undefined;
   const classifier = httpClassifier({ clientErrorsAreFailures: parsed.clientErrorsAreFailures });
+  // With retries off nothing is ever replayed: stream every body straight through.
+  const mayRetry = options.retry !== false;
   const { service, handle } = buildOutbound<FetchRequest, Response>(
     options,
     classifier,
@@ -226,6 +228,11 @@ export function meshFetch(options: MeshFetchOptions = {}): MeshFetch {
     const plan = planBody(body, limit);
     if (plan !== undefined) {
       if (plan.refusal !== undefined) req.refusal ??= plan.refusal;
+      return start(req, ctx, signal !== undefined);
+    }
+    if (req.refusal !== undefined || !mayRetry) {
+      // Never replayed: the stream goes out as it is read, once, under the call's signal.
+      req.plan = { body: body as ReadableStream<Uint8Array>, refusal: undefined, oneShot: true };
       return start(req, ctx, signal !== undefined);
     }
     return planStreamBody(body as ReadableStream<Uint8Array>, limit).then((streamPlan) => {

@@ -49,6 +49,10 @@ class UndiciCall {
   options: RequestOptions | undefined;
   path = '';
   refusal: string | undefined = undefined;
+  /** The body is a stream sent as it is read: it can go out on one attempt only. */
+  oneShot = false;
+  /** A one-shot body has gone out: no later attempt (a hedge, which keeps attempt 1) may send it. */
+  sent = false;
   constructor(url: string | URL, options: RequestOptions | undefined) {
     this.url = url;
     this.options = options;
@@ -72,6 +76,11 @@ class RequestService implements Service<UndiciCall, Dispatcher.ResponseData> {
     let options = req.options;
     const signal = ctx.signal;
     const hasDeadline = this.#header !== false && ctx.deadline !== Number.POSITIVE_INFINITY;
+    if (req.oneShot) {
+      // Never retried, but a hedge above sends it again on a fork: a stream goes out once.
+      if (req.sent) throw new Error(`sidecarless: ${req.refusal ?? 'one-shot body'}: not sent again`);
+      req.sent = true;
+    }
     // A signal that never fires (nothing can abort the call) is pointless to pass on.
     if ((signal !== options?.signal && !isNeverAborted(signal)) || hasDeadline) {
       options = { ...options, signal };
@@ -114,6 +123,8 @@ export function meshRequest(options: MeshRequestOptions = {}): MeshRequest {
   const limit = parsed.replayBuffer;
   const discovery = endpointDiscovery(parsed.endpoints, 'meshRequest.endpoints') ?? options.discovery;
   const balanced = discovery !== undefined;
+  // With retries off nothing is ever replayed: stream every body straight through.
+  const mayRetry = options.retry !== false;
   const { service, handle } = buildOutbound<UndiciCall, Dispatcher.ResponseData>(
     options,
     httpClassifier({ clientErrorsAreFailures: parsed.clientErrorsAreFailures }),
@@ -134,13 +145,18 @@ export function meshRequest(options: MeshRequestOptions = {}): MeshRequest {
     const ctx = new CallContext(signal);
     const plan = planBody(requestOptions?.body, limit);
     if (plan === undefined) {
-      return planStreamBody(requestOptions?.body as AsyncIterable<Uint8Array>, limit).then((streamPlan) => {
-        req.options = { ...requestOptions, body: streamPlan.body as RequestOptions['body'] };
-        req.refusal ??= streamPlan.refusal;
-        return service.call(req, ctx).finally(() => ctx.dispose());
-      });
-    }
-    req.refusal ??= plan.refusal;
+      if (req.refusal !== undefined || !mayRetry) {
+        // Never replayed: the stream goes out as it is read, once, under the call's signal.
+        req.oneShot = true;
+      } else {
+        return planStreamBody(requestOptions?.body as AsyncIterable<Uint8Array>, limit).then((streamPlan) => {
+          req.options = { ...requestOptions, body: streamPlan.body as RequestOptions['body'] };
+          req.refusal ??= streamPlan.refusal;
+          req.oneShot = streamPlan.oneShot;
+          return service.call(req, ctx).finally(() => ctx.dispose());
+        });
+      }
+    } else req.refusal ??= plan.refusal;
     const promise = service.call(req, ctx);
     return signal === undefined ? promise : promise.finally(() => ctx.dispose());
   };
