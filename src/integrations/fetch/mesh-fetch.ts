@@ -155,6 +155,11 @@ function cancelBody(result: unknown): void {
   if (body && !body.locked) body.cancel().catch(() => {});
 }
 
+/** The URL of a fetch input as a string: a `Request`'s own URL, not its `toString()`. */
+function urlOf(input: FetchInput): string {
+  return typeof input === 'string' ? input : input instanceof Request ? input.url : input.href;
+}
+
 function pathOf(input: string): string {
   if (input.startsWith('/')) return input;
   const url = new URL(input);
@@ -193,7 +198,7 @@ export function meshFetch(options: MeshFetchOptions = {}): MeshFetch {
     return callerSignal ? promise.finally(() => ctx.dispose()) : promise;
   };
 
-  const meshed = (input: FetchInput, init?: RequestInit): Promise<Response> => {
+  const call = (input: FetchInput, init: RequestInit | undefined): Promise<Response> => {
     const req = new FetchRequest(input, init);
     let method = init?.method;
     let body: unknown = init?.body;
@@ -209,14 +214,18 @@ export function meshFetch(options: MeshFetchOptions = {}): MeshFetch {
       }
     }
     method = method === undefined ? 'GET' : method.toUpperCase();
-    if (balanced) req.path = pathOf(typeof req.input === 'string' ? req.input : String(req.input));
+    // Path and query, read once per call and only when needed: a Request is read by its URL.
+    let path: string | undefined;
+    if (balanced) path = req.path = pathOf(urlOf(input));
     const ctx = new CallContext(signal ?? undefined);
     let retryNonIdempotent = parsed.retryNonIdempotent;
     if (routes !== undefined) {
-      const path = typeof req.input === 'string' ? req.input : String(req.input);
       for (const r of routes) {
         if (r.method !== undefined && r.method.toUpperCase() !== method) continue;
-        if (r.path !== undefined && !(typeof r.path === 'string' ? pathOf(path).startsWith(r.path) : r.path.test(pathOf(path)))) continue;
+        if (r.path !== undefined) {
+          path ??= pathOf(urlOf(input));
+          if (!(typeof r.path === 'string' ? path.startsWith(r.path) : r.path.test(path))) continue;
+        }
         ctx.route = r.name;
         if (r.retryNonIdempotent !== undefined) retryNonIdempotent = r.retryNonIdempotent;
         break;
@@ -240,6 +249,14 @@ export function meshFetch(options: MeshFetchOptions = {}): MeshFetch {
       if (streamPlan.refusal !== undefined) req.refusal ??= streamPlan.refusal;
       return start(req, ctx, signal !== undefined);
     });
+  };
+  // Like fetch, a call never throws: a bad input (a URL that does not parse) is a rejection.
+  const meshed = (input: FetchInput, init?: RequestInit): Promise<Response> => {
+    try {
+      return call(input, init);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   };
   return Object.assign(meshed, handle);
 }

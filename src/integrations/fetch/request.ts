@@ -136,7 +136,10 @@ export function meshRequest(options: MeshRequestOptions = {}): MeshRequest {
     const req = new UndiciCall(url, requestOptions);
     if (balanced) {
       const text = String(url);
-      req.path = text.startsWith('/') ? text : (({ pathname, search }) => pathname + search)(new URL(text));
+      if (text.startsWith('/')) req.path = text;
+      else if (URL.canParse(text)) req.path = (({ pathname, search }) => pathname + search)(new URL(text));
+      // Like undici's request, a call never throws: a URL that does not parse is a rejection.
+      else return Promise.reject(new TypeError(`Invalid URL: ${text}`));
     }
     const method = requestOptions?.method?.toUpperCase() ?? 'GET';
     if (!parsed.retryNonIdempotent && !IDEMPOTENT_METHODS.has(method))
