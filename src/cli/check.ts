@@ -5,7 +5,7 @@
  * @module
  */
 import { readFile } from 'node:fs/promises';
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_MAX_BYTES, meshValidator } from '../control/document.js';
 
 /** Checks `path`; returns the exit code and writes the report to `out`/`err`. */
@@ -33,13 +33,23 @@ export async function checkFile(
   return 1;
 }
 
+const MAX_BYTES_LIMIT = 1_073_741_824;
+
+// Number.parseInt would read "abc" as NaN, which compares false with every size: no limit at all.
+function maxBytesFlag(value: string): number {
+  const n = /^\d+$/.test(value.trim()) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < 1 || n > MAX_BYTES_LIMIT)
+    throw new InvalidArgumentError(`must be an integer from 1 to ${MAX_BYTES_LIMIT}`);
+  return n;
+}
+
 /** Registers `check`. */
 export function register(program: Command): void {
   program
     .command('check')
     .description('validate a mesh config file (YAML or JSON) and print every problem')
     .argument('<file>', 'the mesh config file')
-    .option('--max-bytes <n>', 'largest document accepted', (v) => Number.parseInt(v, 10))
+    .option('--max-bytes <n>', `largest document accepted, 1 to ${MAX_BYTES_LIMIT} bytes`, maxBytesFlag)
     .action(async (file: string, opts: { maxBytes?: number }) => {
       process.exitCode = await checkFile(file, opts);
     });

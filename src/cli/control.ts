@@ -8,7 +8,7 @@
  * @module
  */
 import { readFileSync } from 'node:fs';
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { etcdSource } from '../control/etcd-source.js';
 import { fileSource } from '../control/file-source.js';
 import { ControlServer } from '../control/server.js';
@@ -63,11 +63,14 @@ export async function startControl(flags: ControlFlags): Promise<ControlServer> 
   return server;
 }
 
-const int = (v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`must be a non-negative integer (got ${v})`);
-  return n;
-};
+/** A parser of a whole-number flag in [min, max]; anything else is refused before the server starts. */
+function integerFlag(min: number, max: number) {
+  return (value: string): number => {
+    const n = /^\d+$/.test(value.trim()) ? Number(value) : Number.NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) throw new InvalidArgumentError(`must be an integer from ${min} to ${max}`);
+    return n;
+  };
+}
 
 /** Registers `control`. */
 export function register(program: Command): void {
@@ -77,10 +80,10 @@ export function register(program: Command): void {
     .option('--config <file>', 'mesh config file (YAML or JSON), watched')
     .option('--etcd <url>', 'etcd endpoints (comma-separated), watched under --prefix')
     .option('--prefix <prefix>', 'etcd key prefix, one key per service', '/sidecarless/mesh/')
-    .option('--port <port>', 'port to listen on (0 picks one)', int, 7070)
+    .option('--port <port>', 'port to listen on, 0 to 65535 (0 picks one)', integerFlag(0, 65_535), 7070)
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--token <token>', 'bearer token clients must present (or SIDECARLESS_TOKEN)')
-    .option('--heartbeat <ms>', 'heartbeat interval in milliseconds', int, 5000)
+    .option('--heartbeat <ms>', 'heartbeat interval in milliseconds, 1 to 3600000', integerFlag(1, 3_600_000), 5000)
     .option('--tls-cert <file>', 'serve over TLS with this certificate (PEM)')
     .option('--tls-key <file>', "the TLS certificate's private key (PEM)")
     .option('--client-ca <file>', 'accept only clients presenting a certificate this CA signed (mTLS; PEM)')

@@ -8,16 +8,17 @@
  */
 
 import { parseDocument } from 'yaml';
+import { z } from 'zod';
 import type { Validator } from '../core/config-store.js';
 import type { OptionProblem } from '../core/errors.js';
-import { problemsOf } from '../core/validate.js';
+import { int, parseOptions, problemsOf } from '../core/validate.js';
 import { type MeshConfig, meshConfigSchema } from './schema.js';
 
 /** Limits on a document, so a hostile or broken one costs bounded work. */
 export interface DocumentLimits {
-  /** Largest document, in bytes of its JSON or YAML text. Default 1 MiB. */
+  /** Largest document, in bytes of its JSON or YAML text, 1 byte to 1 GiB. Default 1 MiB. */
   maxBytes?: number;
-  /** Deepest nesting of objects and arrays. Default 32. */
+  /** Deepest nesting of objects and arrays, 1 to 1000. Default 32. */
   maxDepth?: number;
 }
 
@@ -26,6 +27,20 @@ export const DEFAULT_MAX_BYTES = 1_048_576;
 const DEFAULT_MAX_DEPTH = 32;
 const MAX_PROBLEMS = 100;
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+// A NaN limit would compare false with every size and so disable the limit altogether.
+const limitsSchema = z.object({
+  maxBytes: int(1, 1_073_741_824).default(DEFAULT_MAX_BYTES),
+  maxDepth: int(1, 1000).default(DEFAULT_MAX_DEPTH),
+});
+
+/**
+ * Checks {@link DocumentLimits}, throwing an `InvalidOptionError` naming each bad field
+ * (under `field`); returns them with defaults filled in.
+ */
+export function resolveLimits(limits: DocumentLimits | undefined, field = 'limits'): Required<DocumentLimits> {
+  return parseOptions(limitsSchema, limits ?? {}, field);
+}
 
 /** The outcome of reading or validating a document. */
 export type Verdict<T> = { ok: true; value: T } | { ok: false; problems: OptionProblem[] };
@@ -142,8 +157,9 @@ function deepFreeze<T>(value: T): T {
  * A {@link Validator} of mesh config documents with these limits. It accepts JSON or YAML text
  * (string or bytes) or already-parsed data; the result is deeply frozen.
  */
-export function meshValidator(limits: DocumentLimits = {}): Validator<MeshConfig> {
-  const maxBytes = limits.maxBytes ?? DEFAULT_MAX_BYTES;
+export function meshValidator(options: DocumentLimits = {}): Validator<MeshConfig> {
+  const limits = resolveLimits(options);
+  const { maxBytes } = limits;
   return (input: unknown) => {
     let raw = input;
     if (typeof input === 'string' || input instanceof Uint8Array) {

@@ -18,7 +18,7 @@ import type { Etcd3, IKeyValue, IOptions, Watcher } from 'etcd3';
 import { type Clock, systemClock } from '../core/clock.js';
 import type { OptionProblem } from '../core/errors.js';
 import { type BackoffParams, backoffDelay, resolveBackoff } from '../layers/retry/backoff.js';
-import { type DocumentLimits, parseMeshText } from './document.js';
+import { type DocumentLimits, parseMeshText, resolveLimits } from './document.js';
 import type { ConfigSink, ConfigSource } from './source.js';
 
 /** Options of {@link etcdSource}. */
@@ -59,6 +59,7 @@ class EtcdSource implements ConfigSource {
   readonly #clock: Clock;
   readonly #random: () => number;
   readonly #backoff: BackoffParams;
+  readonly #limits: Required<DocumentLimits>;
   #client: Etcd3 | undefined;
   #watcher: Watcher | undefined;
   #sink: ConfigSink | undefined;
@@ -72,6 +73,7 @@ class EtcdSource implements ConfigSource {
   #closed = false;
 
   constructor(options: EtcdSourceOptions) {
+    this.#limits = resolveLimits(options.limits);
     this.#options = options;
     this.#prefix = options.prefix ?? '/sidecarless/mesh/';
     this.name = `etcd:${[options.hosts].flat().join(',')}${this.#prefix}`;
@@ -184,7 +186,7 @@ class EtcdSource implements ConfigSource {
     const keys = [...this.#values.keys()].sort();
     for (const key of keys) {
       const name = key.slice(this.#prefix.length);
-      const parsed = parseMeshText(this.#values.get(key) as string, this.#options.limits);
+      const parsed = parseMeshText(this.#values.get(key) as string, this.#limits);
       if (parsed.ok) Object.defineProperty(services, name, { value: parsed.value, enumerable: true, writable: true, configurable: true });
       else for (const p of parsed.problems) problems.push({ field: `services.${name}`, message: p.message });
     }

@@ -13,12 +13,14 @@
 import { type FSWatcher, watch } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
+import { z } from 'zod';
 import { type Clock, systemClock } from '../core/clock.js';
+import { num, parseOptions } from '../core/validate.js';
 import { type ConfigSink, type ConfigSource, contentVersion } from './source.js';
 
 /** Options of {@link fileSource}. */
 export interface FileSourceOptions {
-  /** How often to check the file when `fs.watch` misses a change. Default 1000 ms. */
+  /** How often to check the file when `fs.watch` misses a change, 1 ms to 1 hour. Default 1000 ms. */
   pollIntervalMs?: number;
   /** Whether to use `fs.watch` at all. Default true. */
   watch?: boolean;
@@ -30,6 +32,9 @@ export interface FileSourceOptions {
 export function fileSource(path: string, options: FileSourceOptions = {}): ConfigSource {
   return new FileSource(resolve(path), options);
 }
+
+// Checked at construction: a zero or NaN interval would stat the file in a tight loop.
+const numericOptions = z.object({ pollIntervalMs: num(1, 3_600_000).default(1000) });
 
 class FileSource implements ConfigSource {
   readonly name: string;
@@ -50,7 +55,7 @@ class FileSource implements ConfigSource {
     this.#path = path;
     this.name = `file:${path}`;
     this.#clock = options.clock ?? systemClock;
-    this.#pollMs = options.pollIntervalMs ?? 1000;
+    this.#pollMs = parseOptions(numericOptions, options, '').pollIntervalMs;
     this.#useWatch = options.watch ?? true;
   }
 

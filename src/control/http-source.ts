@@ -12,7 +12,9 @@
 import { type ClientRequest, request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { hostname } from 'node:os';
+import { z } from 'zod';
 import { type Clock, systemClock } from '../core/clock.js';
+import { duration, int, parseOptions } from '../core/validate.js';
 import { type BackoffParams, backoffDelay, resolveBackoff } from '../layers/retry/backoff.js';
 import { DEFAULT_MAX_BYTES } from './document.js';
 import { ACK_PATH, type AckReport, LineSplitter, STREAM_PATH, type StreamMessage } from './protocol.js';
@@ -38,11 +40,14 @@ export interface HttpSourceOptions {
   tls?: { ca?: string | Buffer | readonly (string | Buffer)[]; cert?: string | Buffer; key?: string | Buffer };
   /** This process's name at the server. Default `<hostname>-<pid>-<random>`. */
   clientId?: string;
-  /** Reconnect backoff: exponential from `base` to `max` with equal jitter. Default 100 ms to 10 s. */
+  /**
+   * Reconnect backoff: exponential from `base` to `max` with equal jitter, each 1 ms to 1 hour.
+   * Default 100 ms to 10 s.
+   */
   reconnect?: { base?: number; max?: number };
-  /** Missed heartbeats after which the stream is taken as dead. Default 3. */
+  /** Missed heartbeats after which the stream is taken as dead, 1 to 100. Default 3. */
   missedHeartbeats?: number;
-  /** Longest line accepted. Default twice the default document limit. */
+  /** Longest line accepted, 1 KiB to 1 GiB. Default twice the default document limit. */
   maxLineBytes?: number;
   clock?: Clock;
   random?: () => number;
@@ -56,6 +61,15 @@ export function httpSource(options: HttpSourceOptions): ConfigSource & { readonl
 }
 
 const FIRST_LINE_MS = 10_000;
+// Checked at construction: zero missed heartbeats, a zero backoff or a line limit shorter than the
+// hello line would each make the source reconnect in a tight loop.
+const numericOptions = z.object({
+  missedHeartbeats: int(1, 100).default(3),
+  maxLineBytes: int(1024, 1_073_741_824).default(DEFAULT_MAX_BYTES * 2),
+  reconnect: z
+    .strictObject({ base: duration(1, 3_600_000).default(100), max: duration(1, 3_600_000).default(10_000) })
+    .default({ base: 100, max: 10_000 }),
+});
 
 class HttpSource implements ConfigSource {
   readonly name: string;
@@ -65,6 +79,8 @@ class HttpSource implements ConfigSource {
   readonly #clock: Clock;
   readonly #random: () => number;
   readonly #backoff: BackoffParams;
+  readonly #missedHeartbeats: number;
+  readonly #maxLineBytes: number;
   readonly #requests = new Set<ClientRequest>();
   #sink: ConfigSink | undefined;
   #stream: ClientRequest | undefined;
@@ -76,16 +92,16 @@ class HttpSource implements ConfigSource {
   #closed = false;
 
   constructor(options: HttpSourceOptions) {
+    const { missedHeartbeats, maxLineBytes, reconnect } = parseOptions(numericOptions, options, '');
     this.#base = new URL(options.url);
     this.#options = options;
     this.name = `http:${this.#base.origin}`;
     this.clientId = options.clientId ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
     this.#clock = options.clock ?? systemClock;
     this.#random = options.random ?? Math.random;
-    this.#backoff = resolveBackoff(
-      { base: options.reconnect?.base ?? 100, max: options.reconnect?.max ?? 10_000, jitter: 'equal' },
-      'reconnect',
-    );
+    this.#backoff = resolveBackoff({ base: reconnect.base, max: reconnect.max, jitter: 'equal' }, 'reconnect');
+    this.#missedHeartbeats = missedHeartbeats;
+    this.#maxLineBytes = maxLineBytes;
   }
 
   start(sink: ConfigSink): void {
@@ -135,7 +151,7 @@ class HttpSource implements ConfigSource {
         end(`HTTP ${res.statusCode}`);
         return;
       }
-      const splitter = new LineSplitter(this.#options.maxLineBytes ?? DEFAULT_MAX_BYTES * 2);
+      const splitter = new LineSplitter(this.#maxLineBytes);
       res.on('data', (chunk: Buffer) => {
         try {
           for (const line of splitter.push(chunk)) if (line.trim() !== '') this.#onLine(req, line);
@@ -155,7 +171,7 @@ class HttpSource implements ConfigSource {
     if (message.type === 'hello') {
       this.#failures = 0;
       this.#previousDelay = 0;
-      this.#watchdogMs = Math.max(1, message.heartbeatMs) * (this.#options.missedHeartbeats ?? 3);
+      this.#watchdogMs = Math.max(1, message.heartbeatMs) * this.#missedHeartbeats;
       this.#armWatchdog(req);
       this.#options.onEvent?.({ type: 'connected', version: message.version });
     } else if (message.type === 'snapshot') {

@@ -14,8 +14,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { z } from 'zod';
 import { type Clock, systemClock } from '../core/clock.js';
 import { InvalidOptionError, type OptionProblem } from '../core/errors.js';
+import { int, num, parseOptions } from '../core/validate.js';
 import { type DocumentLimits, meshValidator } from './document.js';
 import { ACK_PATH, type AckReport, CLIENTS_PATH, STREAM_PATH, type StreamMessage } from './protocol.js';
 import type { ConfigSink, ConfigSource, SourceUpdate, SourceVerdict } from './source.js';
@@ -31,11 +33,11 @@ export interface ControlServerOptions {
   token?: string | readonly string[];
   /** Serve over TLS; with `clientCa`, only clients presenting a certificate it signed get in (mTLS). */
   tls?: ControlServerTls;
-  /** Port to listen on; 0 picks a free one. Default 7070. */
+  /** Port to listen on, 0 to 65535; 0 picks a free one. Default 7070. */
   port?: number;
   /** Address to listen on. Default `127.0.0.1`. */
   host?: string;
-  /** Interval of heartbeats on every stream. Default 5000 ms. */
+  /** Interval of heartbeats on every stream, 1 ms to 1 hour. Default 5000 ms. */
   heartbeatMs?: number;
   /** Limits on documents, as clients apply them. */
   limits?: DocumentLimits;
@@ -72,6 +74,12 @@ const MAX_ACK_BYTES = 1_048_576;
 const MAX_BUFFERED = 8 * 1_048_576;
 const CLIENT_ID = /^[A-Za-z0-9_.:@-]{1,200}$/;
 
+/** The numeric options, checked at construction (a zero or NaN heartbeat would fire every millisecond). */
+const numericOptions = z.object({
+  port: int(0, 65_535).default(7070),
+  heartbeatMs: num(1, 3_600_000).default(5000),
+});
+
 const digest = (token: string): Buffer => createHash('sha256').update(token).digest();
 
 const isPem = (value: unknown): value is string | Buffer =>
@@ -97,6 +105,7 @@ function checkClientCa(clientCa: unknown): void {
 export class ControlServer implements ConfigSink {
   readonly #options: ControlServerOptions;
   readonly #clock: Clock;
+  readonly #port: number;
   readonly #heartbeatMs: number;
   readonly #tokens: Buffer[];
   readonly #validate: ReturnType<typeof meshValidator>;
@@ -110,6 +119,7 @@ export class ControlServer implements ConfigSink {
 
   constructor(options: ControlServerOptions) {
     const tokens = options.token === undefined ? [] : typeof options.token === 'string' ? [options.token] : [...options.token];
+    const { port, heartbeatMs } = parseOptions(numericOptions, options, '');
     checkClientCa(options.tls?.clientCa);
     const mutualTls = options.tls?.clientCa !== undefined;
     if ((tokens.length === 0 && !mutualTls) || tokens.some((t) => typeof t !== 'string' || t.length < 8)) {
@@ -120,7 +130,8 @@ export class ControlServer implements ConfigSink {
     this.#options = options;
     this.#tokens = tokens.map(digest);
     this.#clock = options.clock ?? systemClock;
-    this.#heartbeatMs = options.heartbeatMs ?? 5000;
+    this.#port = port;
+    this.#heartbeatMs = heartbeatMs;
     this.#validate = meshValidator(options.limits);
     this.#log = options.log ?? ((line) => process.stderr.write(`${line}\n`));
     const handle = (req: IncomingMessage, res: ServerResponse): void => this.#handle(req, res);
@@ -145,7 +156,7 @@ export class ControlServer implements ConfigSink {
   async listen(): Promise<string> {
     await new Promise<void>((resolve, reject) => {
       this.#server.once('error', reject);
-      this.#server.listen(this.#options.port ?? 7070, this.#options.host ?? '127.0.0.1', () => {
+      this.#server.listen(this.#port, this.#options.host ?? '127.0.0.1', () => {
         this.#server.off('error', reject);
         resolve();
       });

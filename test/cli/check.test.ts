@@ -4,7 +4,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { checkFile } from '../../src/cli/check.js';
+import { Command, CommanderError } from 'commander';
+import { checkFile, register } from '../../src/cli/check.js';
 
 test('check: a valid file passes, an invalid one lists every problem and fails', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'sidecarless-check-'));
@@ -61,4 +62,35 @@ test('check through the sidecarless command: exit status 1 with problems on stde
   const bad = spawnSync(process.execPath, ['bin/sidecarless.mjs', 'check', 'package.json'], { encoding: 'utf8' });
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /problems?/);
+});
+
+test('check --max-bytes must be a whole number from 1: "abc" (NaN) would disable the limit', async () => {
+  for (const value of ['abc', '0', '-1', '1.5', '', '2000000000']) {
+    const program = new Command('sidecarless').exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
+    register(program);
+    await assert.rejects(
+      program.parseAsync(['check', 'examples/mesh.yaml', '--max-bytes', value], { from: 'user' }),
+      (error: unknown) =>
+        error instanceof CommanderError &&
+        error.code === 'commander.invalidArgument' &&
+        /--max-bytes.*must be an integer from 1 to 1073741824/.test(error.message),
+      `--max-bytes ${JSON.stringify(value)}`,
+    );
+  }
+  // A valid limit applies: the example is larger than 10 bytes.
+  const bad = spawnSync(process.execPath, ['bin/sidecarless.mjs', 'check', 'examples/mesh.yaml', '--max-bytes', '10'], {
+    encoding: 'utf8',
+  });
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /more than the limit of 10 bytes/);
+  // And a programmatic NaN is refused rather than read as no limit.
+  await assert.rejects(
+    checkFile(
+      'examples/mesh.yaml',
+      { maxBytes: Number.NaN },
+      () => {},
+      () => {},
+    ),
+    /limits\.maxBytes/,
+  );
 });

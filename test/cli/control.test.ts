@@ -3,7 +3,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { startControl } from '../../src/cli/control.js';
+import { Command, CommanderError } from 'commander';
+import { register, startControl } from '../../src/cli/control.js';
 import { ControlServer, createMeshStore, fileSource, httpSource } from '../../src/control/index.js';
 import { until } from '../control/helpers.js';
 
@@ -81,4 +82,49 @@ test('startControl serves over mTLS from --tls-cert, --tls-key and --client-ca, 
   } finally {
     if (saved !== undefined) process.env.SIDECARLESS_TOKEN = saved;
   }
+});
+
+/** Parses `args` with only `control` registered; resolves with commander's error message, if any. */
+async function flagError(args: string[]): Promise<string | undefined> {
+  const program = new Command('sidecarless').exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
+  register(program);
+  // Every case is refused while the flags are parsed, before startControl could run.
+  try {
+    await program.parseAsync(['control', '--token', 'secret-token', ...args], { from: 'user' });
+  } catch (error) {
+    assert.ok(error instanceof CommanderError, String(error));
+    assert.equal(error.code, 'commander.invalidArgument', error.message);
+    return error.message;
+  }
+  return undefined;
+}
+
+test('control flags: --port must be 0 to 65535 and --heartbeat at least 1, as whole numbers', async () => {
+  for (const port of ['abc', '70000', '-1', '1.5', '']) {
+    assert.match((await flagError(['--port', port])) ?? 'accepted', /--port.*must be an integer from 0 to 65535/, `--port ${port}`);
+  }
+  for (const heartbeat of ['0', 'abc', '-5', '1e3', '3600001']) {
+    assert.match(
+      (await flagError(['--heartbeat', heartbeat])) ?? 'accepted',
+      /--heartbeat.*must be an integer from 1 to 3600000/,
+      `--heartbeat ${heartbeat}`,
+    );
+  }
+});
+
+test('startControl passes a bad heartbeat or port on to the server, which refuses it naming the field', async () => {
+  const base = { config: 'examples/mesh.yaml', prefix: '/', host: '127.0.0.1', token: 'secret-token' };
+  const refused = async (flags: { port: number; heartbeat: number }, message: RegExp): Promise<void> => {
+    let server: ControlServer;
+    try {
+      server = await startControl({ ...base, ...flags });
+    } catch (error) {
+      assert.match(String(error), message);
+      return;
+    }
+    await server.close(); // so that a failure here does not leave the test process running
+    assert.fail(`started with ${JSON.stringify(flags)}`);
+  };
+  await refused({ port: 0, heartbeat: 0 }, /heartbeatMs: must be a number from 1 to 3600000/);
+  await refused({ port: 70_000, heartbeat: 1000 }, /port: must be an integer from 0 to 65535/);
 });
