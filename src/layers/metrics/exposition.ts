@@ -77,7 +77,7 @@ export function collectFamilies(states: Iterable<MetricsState>): MetricFamily[] 
     }
     for (const [event, value] of state.events) events.push({ suffix: '', labels: { ...state.labels, event }, value });
     for (const route of state.routes) {
-      for (const [code, { layer, count }] of route.refusals)
+      for (const { layer, code, count } of route.refusals.values())
         refusals.push({ suffix: '', labels: { ...route.labels, layer, code }, value: count });
     }
   }

@@ -203,7 +203,7 @@ export class MetricsRegistry {
         retries[o] += state.retries[i] as number;
       });
       for (const [name, count] of state.events) events[name] = (events[name] ?? 0) + count;
-      for (const [code, entry] of state.refusals) refusals[code] = (refusals[code] ?? 0) + entry.count;
+      for (const [code, count] of state.refusals) refusals[code] = (refusals[code] ?? 0) + count;
       for (const route of state.routes) {
         let count = 0;
         let ok = 0;

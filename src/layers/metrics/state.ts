@@ -72,8 +72,8 @@ export class RouteStats {
    * from the retry layer's events, which name the route; the service totals are kept beside them.
    */
   readonly retries = new Float64Array(RETRY_OUTCOMES.length);
-  /** Calls of this route a mesh layer refused or ended, by error code (the service totals are kept beside them). */
-  readonly refusals = new Map<string, { layer: string; count: number }>();
+  /** Calls of this route a mesh layer refused or ended, by layer and error code (the service totals are kept beside them). */
+  readonly refusals = new Map<string, { layer: string; code: string; count: number }>();
   readonly series: Series[] = [];
   readonly #byEndpoint = new Map<string, EndpointSeries>();
   readonly #owner: MetricsState;
@@ -161,7 +161,7 @@ export class MetricsState {
   /** Counts of other layers' events (breaker transitions, hedges, timeouts, ...), by event name. */
   readonly events = new Map<string, number>();
   /** Calls a mesh layer refused or ended (shed, rate-limited, circuit open, timed out, ...), by error code. */
-  readonly refusals = new Map<string, { layer: string; count: number }>();
+  readonly refusals = new Map<string, number>();
   readonly #byRoute = new Map<string, RouteStats>();
   #lastRouteName: string | undefined = undefined;
   #lastRoute: RouteStats | undefined = undefined;
@@ -199,11 +199,13 @@ export class MetricsState {
 
   /** Counts a call of `route` a mesh layer refused: the failure path only, so map updates are fine. */
   countRefusal(route: RouteStats, layer: string, code: string): void {
-    for (const refusals of [route.refusals, this.refusals]) {
-      const entry = refusals.get(code);
-      if (entry === undefined) refusals.set(code, { layer, count: 1 });
-      else entry.count++;
-    }
+    // Per route by layer and code (several layers share a code: load-shed, concurrency-limit and
+    // adaptive-concurrency all refuse with ERR_MESH_OVERLOADED); the service totals by code.
+    const key = `${layer}\u0000${code}`;
+    const entry = route.refusals.get(key);
+    if (entry === undefined) route.refusals.set(key, { layer, code, count: 1 });
+    else entry.count++;
+    this.refusals.set(code, (this.refusals.get(code) ?? 0) + 1);
   }
 
   /**

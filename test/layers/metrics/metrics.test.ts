@@ -251,3 +251,26 @@ test('refusals are counted per route: a timeout on one route does not show on an
   await fn.close();
   assert.equal(clock.pendingTimers, 0);
 });
+
+test('refusals keep the layer that refused when layers share an error code', async () => {
+  const registry = new MetricsRegistry();
+  let n = 0;
+  // Two layers refusing with the same code: load-shed, then a concurrency limit.
+  const refusing: Layer<unknown[], unknown> = {
+    name: 'refusing',
+    wrap: () => ({
+      call: () =>
+        Promise.reject(++n === 1 ? new OverloadedError('not ready') : new OverloadedError('limit reached', { layer: 'concurrency-limit' })),
+    }),
+  };
+  const fn = new ServiceBuilder({ name: 'codes', registry: false })
+    .metrics({ registry })
+    .layer(refusing)
+    .service(async () => 'ok');
+  for (let i = 0; i < 3; i++) await fn().catch(() => {});
+  const text = registry.text();
+  assert.match(text, /sidecarless_refusals_total\{[^}]*layer="load-shed",code="ERR_MESH_OVERLOADED"\} 1/);
+  assert.match(text, /sidecarless_refusals_total\{[^}]*layer="concurrency-limit",code="ERR_MESH_OVERLOADED"\} 2/);
+  assert.deepEqual(find(registry.snapshot(), 'call').refusals, { ERR_MESH_OVERLOADED: 3 });
+  await fn.close();
+});
