@@ -55,11 +55,26 @@ interface GrpcRequest {
   metadata: grpc.Metadata;
 }
 
-/** What a server-streaming attempt resolves with: the call and its first message, paused. */
-interface StreamStart {
-  call: grpc.ClientReadableStream<unknown>;
-  first: unknown;
-  ended: boolean;
+/**
+ * What a server-streaming attempt resolves with: the call and its first message, paused. From
+ * then on it keeps the call's status error: grpc-js emits it whether or not anyone reads (an
+ * `'error'` without a listener would be an uncaught exception), and a stream that errs before
+ * it is iterated merely ends, so {@link continueStream} rethrows it.
+ */
+class StreamStart {
+  readonly call: grpc.ClientReadableStream<unknown>;
+  readonly first: unknown;
+  readonly ended: boolean;
+  error: Error | undefined = undefined;
+
+  constructor(call: grpc.ClientReadableStream<unknown>, first: unknown, ended: boolean) {
+    this.call = call;
+    this.first = first;
+    this.ended = ended;
+    call.on('error', (error: Error) => {
+      this.error ??= error;
+    });
+  }
 }
 
 type Callback = (error: grpc.ServiceError | null, value?: unknown) => void;
@@ -98,8 +113,8 @@ class GrpcService implements Service<GrpcRequest, unknown> {
       if (req.streaming) {
         const stream = (client[req.method] as StreamMethod).call(client, req.request, req.metadata, options);
         call = stream;
-        const onData = (message: unknown): void => done(undefined, { call: stream, first: message, ended: false });
-        const onEnd = (): void => done(undefined, { call: stream, first: undefined, ended: true });
+        const onData = (message: unknown): void => done(undefined, new StreamStart(stream, message, false));
+        const onEnd = (): void => done(undefined, new StreamStart(stream, undefined, true));
         const onError = (error: Error): void => done(error);
         const done = (error: Error | undefined, start?: StreamStart): void => {
           stream.pause();
@@ -141,19 +156,50 @@ function asTimeout(error: Error, ctx: CallContext, startedAt: number): Error {
   return new TimeoutError(Math.round(ctx.deadline - startedAt), { cause: error, layer: 'grpc' });
 }
 
+/** The error of a call cancelled through the caller's signal, shaped as grpc-js's own. */
+function cancelledStatus(): grpc.ServiceError {
+  const details = 'Cancelled on client';
+  return Object.assign(new Error(`${grpc.status.CANCELLED} CANCELLED: ${details}`), {
+    code: grpc.status.CANCELLED,
+    details,
+    metadata: new grpc.Metadata(),
+  });
+}
+
 /** Cancels a result that will be retried: only a stream can be one (a unary message holds nothing). */
 function discardStream(result: unknown): void {
   (result as StreamStart | undefined)?.call?.cancel?.();
 }
 
-async function* continueStream<Res>(start: StreamStart): AsyncGenerator<Res> {
+/**
+ * The messages of a started stream. The caller's `signal` cancels the call until it ends: the
+ * attempt's own listener is gone once the first message settled the stack, and a layer may
+ * have handed the attempt a context of its own (a hedge's fork) that no longer follows the
+ * caller's. A cancelled stream yields nothing more, though messages may be buffered.
+ */
+async function* continueStream<Res>(start: StreamStart, signal: AbortSignal | undefined): AsyncGenerator<Res> {
   if (start.ended) return;
+  const call = start.call;
+  const onAbort = (): void => call.cancel();
+  if (signal !== undefined) {
+    if (signal.aborted) call.cancel();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  }
   try {
-    yield start.first as Res;
-    for await (const message of start.call) yield message as Res;
+    if (!signal?.aborted) {
+      yield start.first as Res;
+      for await (const message of call) {
+        if (signal?.aborted) break;
+        yield message as Res;
+      }
+    }
+    // A status that came while nothing read the stream ended it quietly: it is the outcome.
+    if (start.error !== undefined) throw start.error;
+    if (signal?.aborted) throw cancelledStatus();
   } finally {
+    signal?.removeEventListener('abort', onAbort);
     // A consumer that stops early ends the call on the server too; after the end it is a no-op.
-    start.call.cancel();
+    call.cancel();
   }
 }
 
@@ -254,7 +300,7 @@ function meshedMethods(
     serverStream: <Res>(method: string, request: unknown, callOptions?: GrpcCallOptions): AsyncIterable<Res> => ({
       async *[Symbol.asyncIterator]() {
         const first = (await start(method, true, request, callOptions)) as StreamStart;
-        yield* continueStream<Res>(first);
+        yield* continueStream<Res>(first, callOptions?.signal);
       },
     }),
   }) as MeshGrpcClient;

@@ -5,6 +5,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { TimeoutError } from '../../../src/core/errors.js';
 import { meshGrpc, meshGrpcClient, NO_GRPC_RETRIES } from '../../../src/integrations/grpc/index.js';
 import type { RetryOptions } from '../../../src/layers/retry/index.js';
+import '../../support/leaks.js';
 
 const definition = protoLoader.loadSync(new URL('../../../examples/proto/greeter.proto', import.meta.url).pathname);
 const Greeter = (grpc.loadPackageDefinition(definition).demo as grpc.GrpcObject).Greeter as grpc.ServiceClientConstructor;
@@ -44,6 +45,14 @@ async function startServer(name: string, hello: Script, count?: Script) {
 const fail = (code: grpc.status) => Promise.reject(Object.assign(new Error(grpc.status[code]), { code }));
 const until = async (check: () => boolean) => {
   while (!check()) await new Promise((r) => setTimeout(r, 5));
+};
+/** `promise`, or a rejection once `ms` have passed: a failing test ends instead of hanging. */
+const within = <T>(promise: Promise<T>, ms: number) => {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`still pending after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 };
 
 test('unary: UNAVAILABLE is retried, the deadline and metadata reach the server', async () => {
@@ -119,6 +128,119 @@ test('server streaming is retried before the first message only', async () => {
   assert.equal(s.seen.length, 3, 'a failure after the first message is not retried');
   await client.close();
   s.close();
+});
+
+/** Runs `body`, then asserts no uncaught exception happened meanwhile (an `'error'` event nobody listened to). */
+async function withoutUncaught(body: () => Promise<void>) {
+  const uncaught: unknown[] = [];
+  const onUncaught = (error: unknown) => uncaught.push(error);
+  process.on('uncaughtException', onUncaught);
+  try {
+    await body();
+    await new Promise((r) => setTimeout(r, 50)); // room for a late status
+  } finally {
+    process.off('uncaughtException', onUncaught);
+  }
+  assert.deepEqual(uncaught.map(String), [], 'no uncaught exception');
+}
+
+test('server streaming: a status after the first message rejects the loop, never an uncaught exception', { timeout: 10_000 }, () =>
+  withoutUncaught(async () => {
+    const s = await startServer(
+      'a',
+      () => 'unused',
+      (call) => {
+        const stream = call as grpc.ServerWritableStream<any, any>;
+        stream.write({ n: 1 });
+        stream.emit('error', { code: grpc.status.INTERNAL, details: 'broken' });
+      },
+    );
+    const client = meshGrpcClient(Greeter, { endpoints: [s.address], retry: fast, registry: false });
+    const got: number[] = [];
+    await assert.rejects(
+      async () => {
+        for await (const m of client.serverStream<{ n: number }>('count', { upto: 2 })) {
+          got.push(m.n);
+          // The consumer is busy with the first message while the status arrives.
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      },
+      { code: grpc.status.INTERNAL },
+    );
+    assert.deepEqual(got, [1]);
+    assert.equal(s.seen.length, 1);
+    await client.close();
+    s.close();
+  }),
+);
+
+test(
+  'server streaming: a consumer that stops after the first message cancels the call, never an uncaught exception',
+  { timeout: 10_000 },
+  () =>
+    withoutUncaught(async () => {
+      const s = await startServer(
+        'a',
+        () => 'unused',
+        (call) => void (call as grpc.ServerWritableStream<any, any>).write({ n: 1 }), // then holds the call open
+      );
+      const client = meshGrpcClient(Greeter, { endpoints: [s.address], retry: fast, registry: false });
+      for await (const m of client.serverStream<{ n: number }>('count', {})) {
+        assert.equal(m.n, 1);
+        break;
+      }
+      await within(
+        until(() => s.seen[0]?.cancelled === true),
+        2000,
+      );
+      await client.close();
+      s.close();
+    }),
+);
+
+test('server streaming: the signal cancels the call after the first message too', { timeout: 10_000 }, async () => {
+  // Writes `upto` messages (at least one), then holds the call open.
+  const s = await startServer(
+    'a',
+    () => 'unused',
+    (call) => {
+      for (let n = 1; n <= Math.max(1, call.request.upto); n++) (call as grpc.ServerWritableStream<any, any>).write({ n });
+    },
+  );
+  const client = meshGrpcClient(Greeter, { endpoints: [s.address], retry: fast, registry: false });
+  try {
+    // Aborted while the consumer handles the first message, while it waits for the next, and
+    // while it handles the first with more already received: none of them is yielded.
+    const cases = [
+      { abortWhile: 'handling', upto: 1 },
+      { abortWhile: 'waiting', upto: 1 },
+      { abortWhile: 'handling with more buffered', upto: 3 },
+    ];
+    for (const { abortWhile, upto } of cases) {
+      const controller = new AbortController();
+      const got: number[] = [];
+      const loop = async () => {
+        for await (const m of client.serverStream<{ n: number }>('count', { upto }, { signal: controller.signal })) {
+          got.push(m.n);
+          if (abortWhile === 'waiting') setTimeout(() => controller.abort(), 50);
+          else {
+            await new Promise((r) => setTimeout(r, 50));
+            controller.abort();
+          }
+        }
+      };
+      await assert.rejects(within(loop(), 2000), { code: grpc.status.CANCELLED }, `aborted while ${abortWhile}`);
+      assert.deepEqual(got, [1], `aborted while ${abortWhile}`);
+      await within(
+        until(() => s.seen.at(-1)?.cancelled === true),
+        2000,
+      );
+    }
+    assert.equal(s.seen.length, cases.length);
+  } finally {
+    await client.close();
+    s.close();
+  }
 });
 
 test('balanced over endpoints: one channel each, the slow one avoided', async () => {
