@@ -47,6 +47,7 @@ export type Verdict<T> = { ok: true; value: T } | { ok: false; problems: OptionP
 
 const DOCUMENT = '(document)';
 const POLLUTION = ' (prototype pollution)';
+const NON_FINITE = 'must be a finite number';
 
 function tooBig(bytes: number, max: number): OptionProblem {
   return { field: DOCUMENT, message: `is ${bytes} bytes, more than the limit of ${max} bytes` };
@@ -108,7 +109,7 @@ export function scanRaw(raw: unknown, maxDepth = DEFAULT_MAX_DEPTH): OptionProbl
     const field = path.join('.') || '(root)';
     if (value === null || typeof value === 'string' || typeof value === 'boolean') continue;
     if (typeof value === 'number') {
-      if (!Number.isFinite(value)) problems.push({ field, message: `must be a finite number (got ${value})` });
+      if (!Number.isFinite(value)) problems.push({ field, message: `${NON_FINITE} (got ${value})` });
       continue;
     }
     if (typeof value !== 'object') {
@@ -168,18 +169,24 @@ export function meshValidator(options: DocumentLimits = {}): Validator<MeshConfi
       raw = parsed.value;
     }
     const scanned = scanRaw(raw, limits.maxDepth);
-    if (scanned.some((p) => !p.message.endsWith(POLLUTION))) return { ok: false, problems: scanned };
+    // A cycle, a non-plain value or excessive nesting stops here; a forbidden key or a non-finite
+    // number (YAML's .inf and .nan) is reported and the rest of the document is checked still.
+    const nonFinite = new Set(scanned.filter((p) => p.message.startsWith(NON_FINITE)).map((p) => p.field));
+    if (scanned.some((p) => !p.message.endsWith(POLLUTION) && !p.message.startsWith(NON_FINITE))) return { ok: false, problems: scanned };
     if (typeof input !== 'string' && !(input instanceof Uint8Array)) {
       // Data that did not come as text is measured as the JSON it would be sent as.
       const bytes = Buffer.byteLength(JSON.stringify(raw) ?? '');
       if (bytes > maxBytes) return { ok: false, problems: [tooBig(bytes, maxBytes)] };
     }
     // Forbidden keys are reported, then left out of a copy so that zod still reports every
-    // other problem without ever assigning such a key.
+    // other problem without ever assigning such a key. The copy has null for a non-finite
+    // number, which is reported already: zod's word on the same field is left out.
     const clean = scanned.length > 0 ? JSON.parse(JSON.stringify(raw, (key, value) => (FORBIDDEN_KEYS.has(key) ? undefined : value))) : raw;
     const result = meshConfigSchema.safeParse(clean);
-    if (!result.success)
-      return { ok: false, problems: [...scanned, ...problemsOf(result.error, clean, '').map(nameProblem)].slice(0, MAX_PROBLEMS) };
+    if (!result.success) {
+      const rest = problemsOf(result.error, clean, '').filter((p) => !nonFinite.has(p.field));
+      return { ok: false, problems: [...scanned, ...rest.map(nameProblem)].slice(0, MAX_PROBLEMS) };
+    }
     if (scanned.length > 0) return { ok: false, problems: scanned };
     return { ok: true, value: deepFreeze(result.data) };
   };

@@ -86,6 +86,25 @@ test('oversized, deep, cyclic and non-plain documents are rejected', () => {
   assert.match(JSON.stringify(validateMeshConfig(new Uint8Array([0xff, 0xfe]))), /UTF-8/);
 });
 
+test('a non-finite number (YAML .inf, .nan) is one problem among the others, not the only one reported', () => {
+  const r = validateMeshConfig('services:\n  users:\n    timeout: soon\n    retries: { attempts: .inf }\n    extra: 1\n');
+  assert.equal(r.ok, false);
+  const problems = r.ok ? [] : r.problems;
+  assert.deepEqual(problems.map((p) => `${p.field}: ${p.message}`).sort(), [
+    'services.users.retries.attempts: must be a finite number (got Infinity)',
+    'services.users.timeout: must be a duration string such as "250ms" or "10s", from 0ms to 2147483647ms (got "soon")',
+    'services.users: unknown field "extra"',
+  ]);
+  // Parsed data too, and NaN; the non-finite field is reported once, in its own words.
+  assert.deepEqual(fields({ services: { a: { timeout: Number.NaN, retries: { attempts: -1 } } }, more: true }).sort(), [
+    '(root)',
+    'services.a.retries.attempts',
+    'services.a.timeout',
+  ]);
+  // Alone, it is still a rejection.
+  assert.deepEqual(fields({ services: { a: { retries: { attempts: Number.POSITIVE_INFINITY } } } }), ['services.a.retries.attempts']);
+});
+
 test('the published JSON Schema is the zod definition', async () => {
   const published = JSON.parse(await readFile('schema/mesh-config.schema.json', 'utf8'));
   const { $id: _id, title: _title, ...rest } = published;
