@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { z } from 'zod';
 import type { Clock } from '../../core/clock.js';
-import { CallContext } from '../../core/context.js';
+import { CallContext, isNeverAborted } from '../../core/context.js';
 import { InvalidOptionError, TimeoutError } from '../../core/errors.js';
 import type { LayerDescription, Service, StackEnv } from '../../core/service.js';
 import { parseOptions } from '../../core/validate.js';
@@ -81,8 +81,6 @@ type Callback = (error: grpc.ServiceError | null, value?: unknown) => void;
 type UnaryMethod = (request: unknown, metadata: grpc.Metadata, options: grpc.CallOptions, callback: Callback) => grpc.ClientUnaryCall;
 type StreamMethod = (request: unknown, metadata: grpc.Metadata, options: grpc.CallOptions) => grpc.ClientReadableStream<unknown>;
 
-const NEVER = new CallContext().signal;
-
 /** One endpoint's service: its own channel (a generated client), closed when the endpoint goes. */
 class GrpcService implements Service<GrpcRequest, unknown> {
   readonly #client: grpc.Client;
@@ -103,12 +101,14 @@ class GrpcService implements Service<GrpcRequest, unknown> {
     // The remaining deadline becomes the call's own, so the server sees it as grpc-timeout.
     if (ctx.deadline !== Number.POSITIVE_INFINITY) options.deadline = new Date(Date.now() + Math.max(0, ctx.deadline - startedAt));
     const signal = ctx.signal;
+    // A signal that never fires (any of the rotating ones handed out) needs no listener.
+    const listens = !isNeverAborted(signal);
     return new Promise<unknown>((resolve, reject) => {
       const client = this.#client as unknown as Record<string, UnaryMethod & StreamMethod>;
       let call: grpc.ClientUnaryCall | grpc.ClientReadableStream<unknown>;
       const onAbort = (): void => call.cancel();
       const settle = (): void => {
-        if (signal !== NEVER) signal.removeEventListener('abort', onAbort);
+        if (listens) signal.removeEventListener('abort', onAbort);
       };
       if (req.streaming) {
         const stream = (client[req.method] as StreamMethod).call(client, req.request, req.metadata, options);
@@ -131,7 +131,7 @@ class GrpcService implements Service<GrpcRequest, unknown> {
           else resolve(value);
         });
       }
-      if (signal !== NEVER) {
+      if (listens) {
         if (signal.aborted) call.cancel();
         else signal.addEventListener('abort', onAbort, { once: true });
       }

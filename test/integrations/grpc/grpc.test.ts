@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { isNeverAborted } from '../../../src/core/context.js';
 import { TimeoutError } from '../../../src/core/errors.js';
 import { meshGrpc, meshGrpcClient, NO_GRPC_RETRIES } from '../../../src/integrations/grpc/index.js';
 import type { RetryOptions } from '../../../src/layers/retry/index.js';
@@ -241,6 +242,26 @@ test('server streaming: the signal cancels the call after the first message too'
     await client.close();
     s.close();
   }
+});
+
+test('a call without a signal never listens on the shared never-firing signal, also once it has rotated', async () => {
+  const s = await startServer('a', () => 'hi');
+  const client = meshGrpcClient(Greeter, { endpoints: [s.address], retry: false, registry: false });
+  const add = EventTarget.prototype.addEventListener;
+  let listened = 0;
+  EventTarget.prototype.addEventListener = function (this: EventTarget, ...args: Parameters<EventTarget['addEventListener']>) {
+    if (this instanceof AbortSignal && isNeverAborted(this)) listened++;
+    return add.apply(this, args);
+  };
+  try {
+    // More calls than one never-firing signal is handed out for (256): it is replaced meanwhile.
+    for (let i = 0; i < 600; i++) await client.unary('sayHello', { name: 'x' });
+  } finally {
+    EventTarget.prototype.addEventListener = add;
+  }
+  assert.equal(listened, 0);
+  await client.close();
+  s.close();
 });
 
 test('balanced over endpoints: one channel each, the slow one avoided', async () => {
