@@ -146,3 +146,18 @@ export class InvalidOptionError extends SidecarlessError {
     this.problems = problems;
   }
 }
+
+/**
+ * Whether a mesh layer refused the call before it was sent (shed, rate-limited, an open circuit,
+ * not ready, closed): such an outcome says nothing about the backend, so a circuit breaker
+ * above those layers does not count it as the backend failing.
+ */
+export function isRefusal(error: unknown): boolean {
+  return (
+    error instanceof OverloadedError ||
+    error instanceof RateLimitedError ||
+    error instanceof CircuitOpenError ||
+    error instanceof NotReadyError ||
+    error instanceof ServiceClosedError
+  );
+}

@@ -1,6 +1,6 @@
 import type { CallContext } from '../../core/context.js';
 import { formatDuration } from '../../core/duration.js';
-import { CircuitOpenError, InvalidOptionError, ServiceClosedError } from '../../core/errors.js';
+import { CircuitOpenError, InvalidOptionError, isRefusal, ServiceClosedError } from '../../core/errors.js';
 import { type CallHooks, callThroughHooks } from '../../core/hooks.js';
 import type { Param } from '../../core/params.js';
 import { describeChain, type LayerDescription, type Service, type StackEnv } from '../../core/service.js';
@@ -104,8 +104,9 @@ export class CircuitBreakerService<Req, Res> implements Service<Req, Res>, CallH
     if (generation !== this.#generation) return;
     const halfOpen = this.#state === 'half-open';
     if (halfOpen) this.#probesInFlight--;
-    // A call the caller gave up on says nothing about the backend.
-    if (threw && ctx.cancelled) return;
+    // A call the caller gave up on, or one a layer beneath refused before sending it, says nothing
+    // about the backend.
+    if (threw && (ctx.cancelled || isRefusal(outcome))) return;
     const classifier = this.#env.classifier;
     const failed = (threw ? classifier.classifyError(outcome) : classifier.classifyResult(outcome)).kind === 'failure';
     if (halfOpen) {

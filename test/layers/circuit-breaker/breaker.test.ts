@@ -9,7 +9,9 @@ import {
   classification,
   InvalidOptionError,
   live,
+  OverloadedError,
   probeDelay,
+  ServiceBuilder,
   ServiceClosedError,
 } from '../../../src/index.js';
 import { flushMicrotasks } from '../../../src/testing/index.js';
@@ -362,4 +364,18 @@ test('export() and restore() carry a time window, aged by the wall time since th
   await succeed(late, 1);
   await fail(late, 1); // 3 failures of 4 (0.75): opens
   assert.equal(late.service.state, 'open');
+});
+
+test('calls a layer beneath refused before sending them (shed by a concurrency limit) do not open the circuit', async () => {
+  let release!: () => void;
+  const fn = new ServiceBuilder({ registry: false })
+    .circuitBreaker({ consecutiveFailures: 3 })
+    .concurrencyLimit({ max: 1 })
+    .service(() => new Promise<string>((resolve) => (release = () => resolve('ok'))));
+  const held = fn();
+  for (let i = 0; i < 5; i++) await assert.rejects(fn(), OverloadedError);
+  assert.equal(fn.describe()[0]?.state?.state, 'closed', 'the backend never failed');
+  release();
+  assert.equal(await held, 'ok');
+  await fn.close();
 });
