@@ -182,11 +182,13 @@ export class CallContext {
     return x.callCancel !== undefined || (x.parentSignal?.aborted ?? false) || (x.forkParent?.cancelled ?? false);
   }
 
-  /** The reason the call was cancelled, if it was. */
+  /** Why the call was cancelled, if it was: an Error (a non-Error reason becomes a {@link CancelledError}'s cause). */
   get cancelReason(): unknown {
     const x = this.#x;
     if (x === undefined) return undefined;
-    return x.callCancel ?? (x.parentSignal?.aborted ? x.parentSignal.reason : undefined) ?? x.forkParent?.cancelReason;
+    const reason = x.callCancel ?? (x.parentSignal?.aborted ? x.parentSignal.reason : undefined) ?? x.forkParent?.cancelReason;
+    // Callers reject with this: a reason that is no Error (`abort('bye')`) becomes the cause of one.
+    return reason === undefined || reason instanceof Error ? reason : new CancelledError({ cause: reason });
   }
 
   /** Starts attempt `n`: a signal aborted for the previous attempt alone is replaced. */

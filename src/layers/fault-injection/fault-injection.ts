@@ -71,12 +71,13 @@ export class FaultInjectionService<Req, Res> implements Service<Req, Res> {
   }
 
   async #delayThenCall(req: Req, ctx: CallContext, p: FaultInjectionParams): Promise<Res> {
-    this.stats.delayed++;
-    const events = this.#env.events;
-    if (events.wants('fault')) events.emit('fault', { service: this.#env.service, kind: 'delay', delayMs: p.delayMs });
+    if (ctx.cancelled) throw ctx.cancelReason;
     const now = this.#clock.now();
     const until = Math.min(now + p.delayMs, ctx.deadline);
     if (until > now) {
+      this.stats.delayed++;
+      const events = this.#env.events;
+      if (events.wants('fault')) events.emit('fault', { service: this.#env.service, kind: 'delay', delayMs: p.delayMs });
       const delay = new InjectedDelay(this as FaultInjectionService<unknown, unknown>, ctx);
       const waited = new Promise<WaitOutcome>((resolve) => {
         delay.resolve = resolve;
@@ -90,7 +91,7 @@ export class FaultInjectionService<Req, Res> implements Service<Req, Res> {
         throw ctx.cancelReason ?? ctx.signal.reason;
       }
     }
-    if (this.#clock.now() >= ctx.deadline) throw new TimeoutError(Math.round(until - now), { layer: 'fault-injection' });
+    if (this.#clock.now() >= ctx.deadline) throw new TimeoutError(Math.max(0, Math.round(until - now)), { layer: 'fault-injection' });
     if (p.abortPercent > 0 && this.#draw(p.abortPercent)) throw this.#abort(p);
     return this.#inner.call(req, ctx);
   }

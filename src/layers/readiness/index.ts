@@ -64,6 +64,7 @@ export class ReadinessService<Req, Res> implements Service<Req, Res>, CallHooks 
     if (this.#closed) return new ServiceClosedError({ layer: 'readiness' });
     if (this.#readiness.isReady) return 0;
     if (this.#mode === 'fail') return this.#refuse();
+    if (ctx.cancelled) return ctx.cancelReason as Error;
     return this.#waitForReady(ctx);
   }
 
@@ -84,13 +85,14 @@ export class ReadinessService<Req, Res> implements Service<Req, Res>, CallHooks 
       };
       const abandon = (): void => finish(false);
       const subscription = this.#readiness.onReady(() => finish(true));
-      if (this.#readiness.isReady) return;
       this.#waiting.add(abandon);
       ctx.setWaker(abandon);
       if (waitMs !== Number.POSITIVE_INFINITY) timer = clock.setTimer(abandon, Math.max(0, waitMs));
     });
-    if (!ready) throw this.#refuse();
-    return 0;
+    if (ready) return 0;
+    // Woken by the caller's cancel (or a deadline above): the call ends for that reason.
+    if (ctx.cancelled) throw ctx.cancelReason;
+    throw this.#refuse();
   }
 
   #refuse(): NotReadyError {

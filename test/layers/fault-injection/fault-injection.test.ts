@@ -258,3 +258,26 @@ test('fault-injection: injected statuses are judged like real ones, so a retry a
   );
   assert.equal(judged(new FaultInjectedError({ httpStatus: 429 })).status, '429');
 });
+
+test('fault-injection: a call already cancelled is not delayed, and a passed deadline never reports a negative timeout', async () => {
+  const controller = new AbortController();
+  controller.abort(new Error('caller left'));
+  const clock = new VirtualClock();
+  const mock = new MockService<[], string>().script({ value: 'ok' });
+  const fn = new ServiceBuilder({ clock, registry: false })
+    .faultInjection({ delay: { fixedDelay: '5s' } })
+    .service(mock.fn, { context: () => ({ signal: controller.signal }) });
+  const faults: unknown[] = [];
+  fn.events.on('fault', (e) => faults.push(e));
+  await assert.rejects(fn(), /caller left/);
+  assert.equal(mock.calls.length, 0);
+  assert.deepEqual(faults, [], 'no delay happened, none reported');
+  assert.equal(clock.pendingTimers, 0);
+  await fn.close();
+
+  const late = new ServiceBuilder({ clock, registry: false })
+    .faultInjection({ delay: { fixedDelay: '5s' } })
+    .service(mock.fn, { context: () => ({ deadline: clock.now() - 3 }) });
+  await assert.rejects(late(), (e: unknown) => e instanceof TimeoutError && e.timeoutMs >= 0);
+  await late.close();
+});

@@ -96,3 +96,33 @@ test('readiness options are checked', () => {
     (e: unknown) => e instanceof InvalidOptionError && /readiness\.mode: must be "wait" or "fail"/.test(e.message),
   );
 });
+
+test('a call cancelled before or while it waits for readiness ends with the cancel reason and never reaches the service', async () => {
+  const clock = new VirtualClock();
+  const readiness = new Readiness();
+  const latch = readiness.latch('config');
+  const mock = new MockService<[], string>().script({ value: 'ok' });
+  const before = new AbortController();
+  before.abort('gone');
+  const during = new AbortController();
+  let signal = before.signal;
+  const fn = new ServiceBuilder({ clock, registry: false })
+    .readiness(readiness, { mode: 'wait' })
+    .service(mock.fn, { context: () => ({ signal }) });
+  const refused: unknown[] = [];
+  fn.events.on('not-ready', (e) => refused.push(e));
+  await assert.rejects(fn(), (e: unknown) => e instanceof Error && (e as Error).cause === 'gone', 'already cancelled: refused at once');
+  signal = during.signal;
+  const waiting = observe(fn());
+  await clock.advance(100);
+  during.abort(new Error('caller left'));
+  await clock.advance(0);
+  assert.equal(waiting.settled, 1);
+  assert.equal((waiting.error as Error).message, 'caller left');
+  latch.release();
+  await clock.advance(0);
+  assert.equal(mock.calls.length, 0);
+  assert.deepEqual(refused, [], 'a cancelled call is not a not-ready refusal');
+  await fn.close();
+  assert.equal(clock.pendingTimers, 0);
+});
