@@ -267,8 +267,16 @@ function checkBuilderOptions(options: BuilderOptions): void {
       message: `must be 1 to 128 letters, digits, "_", ".", ":" or "-" (got ${JSON.stringify(options.name)})`,
     });
   }
-  if (options.clock !== undefined && (typeof options.clock?.now !== 'function' || typeof options.clock.setTimer !== 'function')) {
-    problems.push({ field: 'clock', message: 'must be a Clock with now(), setTimer() and clearTimer()' });
+  if (options.clock !== undefined) {
+    const missing = (['now', 'setTimer', 'clearTimer', 'wallTime'] as const).filter(
+      (method) => typeof (options.clock as unknown as Record<string, unknown> | null)?.[method] !== 'function',
+    );
+    if (missing.length > 0) {
+      problems.push({
+        field: 'clock',
+        message: `must be a Clock with now(), setTimer(), clearTimer() and wallTime() (missing ${missing.map((m) => `${m}()`).join(', ')})`,
+      });
+    }
   }
   if (
     options.classifier !== undefined &&

@@ -107,6 +107,11 @@ test('invalid builder options name the field', () => {
     (e: unknown) => e instanceof InvalidOptionError && /^name: /.test(e.message),
   );
   assert.throws(() => new ServiceBuilder({ clock: {} as never }), /clock: must be a Clock/);
+  // A clock without clearTimer() used to build and then fail in close().
+  assert.throws(
+    () => new ServiceBuilder({ clock: { now: () => 0, setTimer: () => 0, wallTime: () => 0 } as never }),
+    /clock: must be a Clock .*\(missing clearTimer\(\)\)/,
+  );
   assert.throws(() => new ServiceBuilder().layer({} as never), /layer: must be a Layer/);
   assert.throws(() => new ServiceBuilder().service(42 as never), /service: must be a function/);
 });

@@ -7,6 +7,7 @@ import { CancelledError, ServiceClosedError } from '../../core/errors.js';
 import type { EventHub } from '../../core/events.js';
 import type { Param } from '../../core/params.js';
 import { describeChain, type LayerDescription, type Service, type StackEnv } from '../../core/service.js';
+import { promiseFor } from '../../core/settle.js';
 import { adoptBudget, RetryBudget, type RetryBudgetOptions } from '../retry/budget.js';
 import { LatencyWindow } from './latency.js';
 import type { HedgeParams } from './options.js';
@@ -24,13 +25,6 @@ export interface HedgeStats {
   hedgeWins: number;
   /** Hedges due but not sent, by reason. */
   skipped: Record<HedgeSkipReason, number>;
-}
-
-let executorTarget: HedgedCall | undefined;
-function captureSettlers(resolve: (value: unknown) => void, reject: (error: unknown) => void): void {
-  const target = executorTarget as HedgedCall;
-  target.resolve = resolve;
-  target.reject = reject;
 }
 
 /** One logical call with its concurrent attempts; its deadline entry is the next hedge's timer. */
@@ -61,9 +55,7 @@ class HedgedCall extends DeadlineEntry {
     this.delayMs = delayMs;
     this.maxHedges = maxHedges;
     this.wake = () => owner.abandon(this);
-    executorTarget = this;
-    this.promise = new Promise(captureSettlers);
-    executorTarget = undefined;
+    this.promise = promiseFor(this);
   }
 
   expire(): void {

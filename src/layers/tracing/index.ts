@@ -118,14 +118,26 @@ export class TracingService<Req, Res> implements Service<Req, Res> {
     const parent = context.active();
     const start = startAttributes(this.#protocol, this.#env.service, req, ctx, this.#attempt);
     const span = tracer.startSpan(start.name, { kind: this.#kind, attributes: start.attributes }, parent);
-    let result: Res | undefined;
+    let result: Res;
     try {
       result = await context.with(trace.setSpan(parent, span), this.#callInner, this, req, ctx);
-      this.#end(span, result, undefined, this.#env.classifier.classifyResult(result), ctx);
-      return result;
     } catch (error) {
-      this.#end(span, undefined, error, this.#env.classifier.classifyError(error), ctx);
+      this.#finish(span, true, error, ctx);
       throw error;
+    }
+    this.#finish(span, false, result, ctx);
+    return result;
+  }
+
+  /** Ends the span; a throwing classifier or exporter must not change the call's outcome. */
+  #finish(span: Span, threw: boolean, outcome: unknown, ctx: CallContext): void {
+    try {
+      const classifier = this.#env.classifier;
+      if (threw) this.#end(span, undefined, outcome, classifier.classifyError(outcome), ctx);
+      else this.#end(span, outcome as Res, undefined, classifier.classifyResult(outcome), ctx);
+    } catch (error) {
+      process.emitWarning(`sidecarless: ending a span failed: ${String(error)}`, 'SidecarlessWarning');
+      span.end();
     }
   }
 

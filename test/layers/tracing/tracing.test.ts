@@ -6,6 +6,7 @@ import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import {
   type CallContext,
+  classification,
   extractContext,
   InvalidOptionError,
   injectFetchInit,
@@ -160,4 +161,30 @@ test('RPC attributes and gRPC metadata propagation both ways', async () => {
   assert.equal(remote?.spanId, span.spanContext().spanId);
   assert.equal(remote?.traceId, span.spanContext().traceId);
   await call.close();
+});
+
+test('a classifier that throws while a span ends cannot turn a success into a failure, and the span still ends', async () => {
+  installSdk();
+  exporter.reset();
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(w.message);
+  process.on('warning', onWarning);
+  const fn = new ServiceBuilder({
+    name: 'throwing-classifier',
+    registry: false,
+    classifier: {
+      classifyResult: () => {
+        throw new Error('classifier bug');
+      },
+      classifyError: () => classification('failure', 'error'),
+    },
+  })
+    .tracing()
+    .service(async () => 'ok');
+  assert.equal(await fn(), 'ok');
+  await new Promise((resolve) => setImmediate(resolve));
+  process.off('warning', onWarning);
+  assert.equal(exporter.getFinishedSpans().length, 1, 'the span ended');
+  assert.ok(warnings.some((w) => /classifier bug/.test(w)));
+  await fn.close();
 });
