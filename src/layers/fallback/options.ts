@@ -63,6 +63,15 @@ export function resolveFallbackOptions<Req, Res>(
       'must be a non-empty list of error classes and statuses (such as "timeout" or "503"), or a function',
     );
   }
+  on.forEach((e, i) => {
+    // `failure instanceof e` needs a constructor; an arrow function would throw in place of the failure.
+    if (typeof e === 'function' && typeof (e as { prototype?: unknown }).prototype !== 'object') {
+      throw new InvalidOptionError(
+        `${field}.on.${i}`,
+        'must be an error class (a constructor); to decide with a function, give on: (failure, verdict) => boolean',
+      );
+    }
+  });
   const classes = on.filter((e): e is ErrorClass => typeof e === 'function');
   const statuses = new Set(on.filter((e): e is string => typeof e === 'string').map((s) => s.toLowerCase()));
   return {

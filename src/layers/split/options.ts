@@ -85,6 +85,10 @@ export function resolveSplitOptions(options: SplitOptions | undefined, names: re
       problems.push({ field: at, message: 'must have exactly one of "header" and "attribute"' });
       return;
     }
+    if (rule.equals !== undefined && rule.matches !== undefined) {
+      problems.push({ field: at, message: 'must have at most one of "equals" and "matches"' });
+      return;
+    }
     let regex: RegExp | undefined;
     if (rule.matches !== undefined) {
       try {

@@ -138,6 +138,8 @@ test('fallback: options are checked at build time, naming the field', () => {
   assert.throws(() => fallback({ handler: 'x' as never }), /fallback\.handler: must be a function/);
   assert.throws(() => fallback({ value: 1, on: [] }), /fallback\.on: must be a non-empty list/);
   assert.throws(() => fallback({ value: 1, on: [42 as never] }), /fallback\.on/);
+  // An arrow function is no class: `instanceof` it would throw in place of the real failure.
+  assert.throws(() => fallback({ value: 1, on: [TypeError, (() => true) as never] }), /fallback\.on\.1: must be an error class/);
   assert.throws(() => fallback({ value: 1, retries: 2 } as never), /unknown field "retries"/);
   assert.deepEqual(fallback({ value: undefined, on: [TimeoutError, 'timeout'] }).name, 'fallback');
 });

@@ -101,6 +101,7 @@ test('options are checked against the backends, naming the field', () => {
   assert.deepEqual(problem({ weights: { canary: -1 } }), ['split.weights.canary']);
   assert.deepEqual(problem({ rules: [{ backend: 'canary' }] }), ['split.rules.0']);
   assert.deepEqual(problem({ rules: [{ backend: 'canary', header: 'x', matches: '(' }] }), ['split.rules.0.matches']);
+  assert.deepEqual(problem({ rules: [{ backend: 'canary', header: 'x', equals: 'a', matches: 'b' }] }), ['split.rules.0']);
   assert.throws(() => split({ primary: canary }), /reserved/);
   assert.deepEqual(problem({ weights: { primary: 1, canary: 1 } }), []);
 });
