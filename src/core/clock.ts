@@ -24,6 +24,10 @@ export interface Clock {
    * `approximateMonotonicTime()`, nginx's cached time. Absent means {@link Clock.now}.
    */
   approximateNow?(): number;
+  /** Lets a timer from {@link Clock.setTimer} fire without keeping the process alive. Absent: a no-op. */
+  unrefTimer?(handle: TimerHandle): void;
+  /** Undoes {@link Clock.unrefTimer}. */
+  refTimer?(handle: TimerHandle): void;
 }
 
 let approximate = Number.NaN;
@@ -70,4 +74,6 @@ export const systemClock: Clock = {
   clearTimer: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
   wallTime: () => Date.now(),
   approximateNow,
+  unrefTimer: (handle) => void (handle as ReturnType<typeof setTimeout>).unref(),
+  refTimer: (handle) => void (handle as ReturnType<typeof setTimeout>).ref(),
 };

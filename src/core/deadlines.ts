@@ -4,7 +4,8 @@
  * duration, as Node's own timer lists are: entries of one duration arrive in deadline order, so
  * insertion and removal are O(1), and each list keeps at most one clock timer, armed for its
  * head. A list that empties leaves its timer to fire once into nothing rather than paying
- * `clearTimeout` per call; {@link DeadlineList.disarmIfIdle} clears it on `close()`.
+ * `clearTimeout` per call — unref'd, so it holds no finished program open, and ref'd again when
+ * an entry arrives; {@link DeadlineList.disarmIfIdle} clears it on `close()`.
  *
  * @module
  */
@@ -33,6 +34,8 @@ export class DeadlineList {
   #timer: TimerHandle | undefined = undefined;
   #timerAt = Number.POSITIVE_INFINITY;
   readonly #clock: Clock;
+  /** Whether the armed timer keeps the process alive: only while entries are pending. */
+  #holding = false;
   readonly #fire = (): void => this.#expireDue();
 
   constructor(clock: Clock) {
@@ -65,6 +68,11 @@ export class DeadlineList {
     }
     this.#size++;
     if (at < this.#timerAt) this.#arm(at, now);
+    else if (!this.#holding && this.#timer !== undefined) {
+      // The timer left armed when the list emptied holds the process again (~10 ns).
+      this.#clock.refTimer?.(this.#timer);
+      this.#holding = true;
+    }
   }
 
   /** Removes an entry that settled before its deadline. O(1). */
@@ -76,7 +84,11 @@ export class DeadlineList {
     if (next === undefined) this.#tail = prev;
     else next.prev = prev;
     entry.prev = entry.next = entry.list = undefined;
-    this.#size--;
+    if (--this.#size === 0 && this.#timer !== undefined && this.#holding) {
+      // Left armed (cheaper than clearing per call), but a finished program must not wait for it.
+      this.#clock.unrefTimer?.(this.#timer);
+      this.#holding = false;
+    }
   }
 
   /** Clears the clock timer when nothing is pending (for `close()`: no timer left behind). */
@@ -109,6 +121,7 @@ export class DeadlineList {
     // Timers take at most 2^31-1 ms (Node fires a longer one after 1 ms, over and over): a farther
     // deadline (a huge incoming deadline header) is re-armed when this one fires.
     this.#timer = this.#clock.setTimer(this.#fire, Math.min(MAX_TIMER_MS, Math.max(0, at - now)));
+    this.#holding = true;
   }
 
   #expireDue(): void {

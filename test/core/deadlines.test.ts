@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { test } from 'node:test';
 import { DeadlineEntry, DeadlineQueue } from '../../src/index.js';
 import { VirtualClock } from '../../src/testing/index.js';
@@ -81,4 +82,28 @@ test('a deadline beyond the longest timer Node takes arms a timer of that length
   assert.deepEqual(delays, [2_147_483_647, 2_147_483_647]);
   await clock.advance(5e9);
   assert.deepEqual(log, ['far']);
+});
+
+/** Runs a module body as a child program on the system clock; resolves with its output and run time. */
+function runChild(body: string): Promise<{ out: string; ms: number; code: number | null }> {
+  const index = new URL('../../src/index.ts', import.meta.url).href;
+  const source = `import { ServiceBuilder } from ${JSON.stringify(index)};\n${body}`;
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', source], { timeout: 20_000 }, (error, stdout) => {
+      if (error && error.killed) reject(error);
+      else resolve({ out: stdout.trim(), ms: performance.now() - started, code: error ? (error.code as number) : 0 });
+    });
+  });
+}
+
+test('a deadline timer holds the program while a call waits on it, and not once the call is done', async () => {
+  const timed = await runChild("const get = new ServiceBuilder().timeout('8s').service(async (x) => x + 1);\nconsole.log(await get(1));");
+  assert.equal(timed.out, '2');
+  assert.ok(timed.ms < 6000, `the program exited ${timed.ms.toFixed(0)} ms after start, not after the 8 s timeout`);
+  const delayed = await runChild(
+    "const get = new ServiceBuilder().faultInjection({ delay: { fixedDelay: '300ms' } }).service(async (x) => x + 1);\nconsole.log(await get(1));",
+  );
+  assert.equal(delayed.out, '2', 'the injected delay held the program until the call finished');
+  assert.equal(delayed.code, 0);
 });
