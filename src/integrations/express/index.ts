@@ -53,6 +53,19 @@ function refuse(res: Response, refusal: Refusal): void {
   res.status(refusal.status).json({ error: refusal.message });
 }
 
+/**
+ * The URL as the admin handler mounted at `base` (the prefix without a trailing slash) sees it —
+ * `/ready?x=1` of `/_mesh/ready?x=1`, `/` of `/_mesh` — or `undefined` when the path is neither
+ * the prefix nor under it (`/_meshy` is the app's, as for the admin handler itself).
+ */
+function underPrefix(url: string, base: string): string | undefined {
+  if (!url.startsWith(base)) return undefined;
+  const rest = url.slice(base.length);
+  if (rest === '') return '/';
+  if (rest[0] === '/') return rest;
+  return rest[0] === '?' ? `/${rest}` : undefined;
+}
+
 /** Express 5 middleware; see the module doc. */
 export function meshMiddleware(options: MeshMiddlewareOptions = {}): MeshMiddleware {
   const { admin, ...inboundOptions } = options;
@@ -60,11 +73,14 @@ export function meshMiddleware(options: MeshMiddlewareOptions = {}): MeshMiddlew
     throw new InvalidOptionError('express.admin', 'must be { prefix: "/path", handler: (req, res, next) => void }');
   }
   const inbound = new Inbound(inboundOptions, 'express');
+  // The prefix without a trailing slash: `/_mesh` and what is under `/_mesh/` are the admin's.
+  const adminBase = admin?.prefix.replace(/\/+$/, '');
   const middleware = (req: Request, res: Response, next: NextFunction): void => {
-    if (admin !== undefined && req.path.startsWith(admin.prefix)) {
+    const adminUrl = adminBase === undefined ? undefined : underPrefix(req.url, adminBase);
+    if (admin !== undefined && adminUrl !== undefined) {
       // Served as if mounted at the prefix, ahead of readiness and shedding.
       const original = req.url;
-      req.url = req.url.slice(admin.prefix.length) || '/';
+      req.url = adminUrl;
       admin.handler(req, res, (error) => {
         req.url = original;
         next(error);

@@ -39,6 +39,19 @@ export interface MeshPluginOptions extends InboundOptions {
   admin?: { prefix: string; handler: (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void) => void };
 }
 
+/**
+ * The URL as the admin handler mounted at `base` (the prefix without a trailing slash) sees it —
+ * `/ready?x=1` of `/_mesh/ready?x=1`, `/` of `/_mesh` — or `undefined` when the path is neither
+ * the prefix nor under it (`/_meshy` is the app's, as for the admin handler itself).
+ */
+function underPrefix(url: string, base: string): string | undefined {
+  if (!url.startsWith(base)) return undefined;
+  const rest = url.slice(base.length);
+  if (rest === '') return '/';
+  if (rest[0] === '/') return rest;
+  return rest[0] === '?' ? `/${rest}` : undefined;
+}
+
 const plugin: FastifyPluginCallback<MeshPluginOptions> = (fastify: FastifyInstance, options, pluginDone) => {
   const { admin, ...inboundOptions } = options;
   if (admin !== undefined && (typeof admin.prefix !== 'string' || !admin.prefix.startsWith('/') || typeof admin.handler !== 'function')) {
@@ -54,19 +67,21 @@ const plugin: FastifyPluginCallback<MeshPluginOptions> = (fastify: FastifyInstan
   }
   fastify.decorate('mesh', inbound);
   fastify.decorateRequest('mesh', null);
-  if (admin !== undefined) {
+  // The prefix without a trailing slash: `/_mesh` and what is under `/_mesh/` are the admin's.
+  const adminBase = admin?.prefix.replace(/\/+$/, '');
+  if (admin !== undefined && adminBase !== undefined) {
     const serve = (request: FastifyRequest, reply: FastifyReply): void => {
       reply.hijack();
-      request.raw.url = (request.raw.url ?? '/').slice(admin.prefix.length) || '/';
+      request.raw.url = underPrefix(request.raw.url ?? '/', adminBase) ?? '/';
       admin.handler(request.raw, reply.raw, () => {
         if (!reply.raw.headersSent) reply.raw.writeHead(404).end();
       });
     };
-    fastify.all(admin.prefix, serve);
-    fastify.all(`${admin.prefix}/*`, serve);
+    fastify.all(adminBase === '' ? '/' : adminBase, serve);
+    fastify.all(`${adminBase}/*`, serve);
   }
   fastify.addHook('onRequest', (request, reply, done) => {
-    if (admin !== undefined && request.url.startsWith(admin.prefix)) return done();
+    if (adminBase !== undefined && underPrefix(request.url, adminBase) !== undefined) return done();
     const startedAt = inbound.now();
     const ctx = new CallContext(undefined, inbound.deadlineOf(request.headers));
     request.mesh = ctx;

@@ -96,6 +96,34 @@ test('readiness: 503 while not ready, admin routes still served', async () => {
   await server.close();
 });
 
+test('admin prefix: only the prefix itself and paths under it are exempt, not paths that merely start with it', async () => {
+  const readiness = new Readiness();
+  const latch = readiness.latch('config');
+  const metrics = new MetricsRegistry();
+  const app = express();
+  const mesh = meshMiddleware({
+    readiness,
+    metrics,
+    admin: { prefix: '/admin', handler: (req, res) => res.end(`admin ${req.url}`) },
+  });
+  app.use(mesh);
+  app.get('/administrators', (_req, res) => res.send('people'));
+  const server = await listen(app);
+  const refused = await fetch(`${server.url}/administrators`);
+  assert.equal(refused.status, 503, '/administrators goes through the gate');
+  assert.deepEqual(await refused.json(), { error: 'not ready' });
+  assert.equal(await (await fetch(`${server.url}/admin`)).text(), 'admin /');
+  assert.equal(await (await fetch(`${server.url}/admin/ready`)).text(), 'admin /ready');
+  assert.equal(await (await fetch(`${server.url}/admin?format=json`)).text(), 'admin /?format=json');
+  latch.release();
+  const served = await fetch(`${server.url}/administrators`);
+  assert.equal(served.status, 200);
+  assert.equal(await served.text(), 'people');
+  assert.deepEqual(routeCounts(metrics), { refused: 1, '/administrators': 1 }, 'admin requests are not counted');
+  await mesh.close();
+  await server.close();
+});
+
 test('the incoming deadline header bounds the request: 504, and the handler sees its signal abort', async () => {
   const app = express();
   const mesh = meshMiddleware({ metrics: false });

@@ -64,6 +64,38 @@ test('fastify: metrics per route pattern, readiness 503, admin routes exempt', a
   assert.equal(metrics.snapshot().length, 0);
 });
 
+test('fastify: admin prefix: only the prefix itself and paths under it are exempt, not paths that merely start with it', async () => {
+  const metrics = new MetricsRegistry();
+  const readiness = new Readiness();
+  const latch = readiness.latch('warmup');
+  const app = Fastify();
+  await app.register(meshPlugin, {
+    metrics,
+    readiness,
+    admin: { prefix: '/admin', handler: (req, res) => res.end(`admin ${req.url}`) },
+  });
+  app.get('/administrators', async () => 'people');
+  const url = await app.listen({ port: 0, host: '127.0.0.1' });
+  const refused = await fetch(`${url}/administrators`);
+  assert.equal(refused.status, 503, '/administrators goes through the gate');
+  assert.deepEqual(await refused.json(), { error: 'not ready' });
+  assert.equal(await (await fetch(`${url}/admin`)).text(), 'admin /');
+  assert.equal(await (await fetch(`${url}/admin/ready`)).text(), 'admin /ready');
+  assert.equal(await (await fetch(`${url}/admin?format=json`)).text(), 'admin /?format=json');
+  assert.equal(await (await fetch(`${url}/admin/metrics?format=json`)).text(), 'admin /metrics?format=json');
+  latch.release();
+  const served = await fetch(`${url}/administrators`);
+  assert.equal(served.status, 200);
+  assert.equal(await served.text(), 'people');
+  const routes = metrics.snapshot()[0]?.routes ?? [];
+  assert.deepEqual(
+    routes.map((r) => [r.route, r.requests]),
+    [['/administrators', 2]],
+    'one refused and one served; admin requests are not counted',
+  );
+  await app.close();
+});
+
 test('fastify: the incoming grpc-timeout style deadline gives 504', async () => {
   const app = Fastify();
   await app.register(meshPlugin, { metrics: false });
