@@ -4,8 +4,9 @@
  * duration, as Node's own timer lists are: entries of one duration arrive in deadline order, so
  * insertion and removal are O(1), and each list keeps at most one clock timer, armed for its
  * head. A list that empties leaves its timer to fire once into nothing rather than paying
- * `clearTimeout` per call — unref'd, so it holds no finished program open, and ref'd again when
- * an entry arrives; {@link DeadlineList.disarmIfIdle} clears it on `close()`.
+ * `clearTimeout` per call — unref'd once the list is still empty at the end of the turn, so it
+ * holds no finished program open, and ref'd again when an entry arrives;
+ * {@link DeadlineList.disarmIfIdle} clears it on `close()`.
  *
  * @module
  */
@@ -14,6 +15,9 @@ import type { Clock, TimerHandle } from './clock.js';
 
 /** The longest delay a Node timer takes. */
 const MAX_TIMER_MS = 2_147_483_647;
+// Held from load time, as the clock's approximate time does: fake timers installed later by a
+// test must not stop a real turn's idle check.
+const afterThisTurn = setImmediate;
 
 /** Something with a deadline; subclasses say what happens when it passes. */
 export abstract class DeadlineEntry {
@@ -34,9 +38,17 @@ export class DeadlineList {
   #timer: TimerHandle | undefined = undefined;
   #timerAt = Number.POSITIVE_INFINITY;
   readonly #clock: Clock;
-  /** Whether the armed timer keeps the process alive: only while entries are pending. */
+  /** Whether the armed timer keeps the process alive (see {@link DeadlineList.remove}). */
   #holding = false;
+  #idleCheckDue = false;
   readonly #fire = (): void => this.#expireDue();
+  readonly #releaseIfIdle = (): void => {
+    this.#idleCheckDue = false;
+    if (this.#size === 0 && this.#timer !== undefined && this.#holding) {
+      this.#clock.unrefTimer?.(this.#timer);
+      this.#holding = false;
+    }
+  };
 
   constructor(clock: Clock) {
     this.#clock = clock;
@@ -69,7 +81,7 @@ export class DeadlineList {
     this.#size++;
     if (at < this.#timerAt) this.#arm(at, now);
     else if (!this.#holding && this.#timer !== undefined) {
-      // The timer left armed when the list emptied holds the process again (~10 ns).
+      // The timer left armed when the list went idle holds the process again.
       this.#clock.refTimer?.(this.#timer);
       this.#holding = true;
     }
@@ -84,10 +96,14 @@ export class DeadlineList {
     if (next === undefined) this.#tail = prev;
     else next.prev = prev;
     entry.prev = entry.next = entry.list = undefined;
-    if (--this.#size === 0 && this.#timer !== undefined && this.#holding) {
-      // Left armed (cheaper than clearing per call), but a finished program must not wait for it.
-      this.#clock.unrefTimer?.(this.#timer);
-      this.#holding = false;
+    if (--this.#size === 0 && this.#timer !== undefined && this.#holding && !this.#idleCheckDue) {
+      // The timer stays armed (cheaper than clearing it per call), but a finished program must not
+      // wait for it: if the list is still empty at the end of this turn, it stops holding the
+      // process. Checked once per turn, not per call (toggling per call cost half a bare call).
+      if (this.#clock.unrefTimer !== undefined) {
+        this.#idleCheckDue = true;
+        afterThisTurn(this.#releaseIfIdle).unref();
+      }
     }
   }
 
