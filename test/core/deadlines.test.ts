@@ -91,7 +91,7 @@ function runChild(body: string): Promise<{ out: string; ms: number; code: number
   const started = performance.now();
   return new Promise((resolve, reject) => {
     execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', source], { timeout: 20_000 }, (error, stdout) => {
-      if (error && error.killed) reject(error);
+      if (error?.killed) reject(error);
       else resolve({ out: stdout.trim(), ms: performance.now() - started, code: error ? (error.code as number) : 0 });
     });
   });
