@@ -21,7 +21,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { InvalidOptionError } from '../../core/errors.js';
-import { CallContext, Inbound, type InboundOptions, type Refusal } from '../shared/inbound.js';
+import { CallContext, Inbound, type InboundOptions, type Refusal, underPrefix } from '../shared/inbound.js';
 
 /** A node-style handler mounted under a prefix (the admin endpoint's `createAdminHandler()`). */
 export interface MountedAdmin {
@@ -51,19 +51,6 @@ function refuse(res: Response, refusal: Refusal): void {
   }
   if (refusal.retryAfterSeconds !== undefined) res.setHeader('retry-after', String(refusal.retryAfterSeconds));
   res.status(refusal.status).json({ error: refusal.message });
-}
-
-/**
- * The URL as the admin handler mounted at `base` (the prefix without a trailing slash) sees it —
- * `/ready?x=1` of `/_mesh/ready?x=1`, `/` of `/_mesh` — or `undefined` when the path is neither
- * the prefix nor under it (`/_meshy` is the app's, as for the admin handler itself).
- */
-function underPrefix(url: string, base: string): string | undefined {
-  if (!url.startsWith(base)) return undefined;
-  const rest = url.slice(base.length);
-  if (rest === '') return '/';
-  if (rest[0] === '/') return rest;
-  return rest[0] === '?' ? `/${rest}` : undefined;
 }
 
 /** Express 5 middleware; see the module doc. */

@@ -20,7 +20,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { InvalidOptionError } from '../../core/errors.js';
-import { CallContext, Inbound, type InboundOptions } from '../shared/inbound.js';
+import { CallContext, Inbound, type InboundOptions, underPrefix } from '../shared/inbound.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -37,19 +37,6 @@ declare module 'fastify' {
 export interface MeshPluginOptions extends InboundOptions {
   /** Admin routes (`createAdminHandler()` of `sidecarless/admin`) served under `prefix`, exempt from the gate. */
   admin?: { prefix: string; handler: (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void) => void };
-}
-
-/**
- * The URL as the admin handler mounted at `base` (the prefix without a trailing slash) sees it —
- * `/ready?x=1` of `/_mesh/ready?x=1`, `/` of `/_mesh` — or `undefined` when the path is neither
- * the prefix nor under it (`/_meshy` is the app's, as for the admin handler itself).
- */
-function underPrefix(url: string, base: string): string | undefined {
-  if (!url.startsWith(base)) return undefined;
-  const rest = url.slice(base.length);
-  if (rest === '') return '/';
-  if (rest[0] === '/') return rest;
-  return rest[0] === '?' ? `/${rest}` : undefined;
 }
 
 const plugin: FastifyPluginCallback<MeshPluginOptions> = (fastify: FastifyInstance, options, pluginDone) => {

@@ -174,3 +174,16 @@ export class Inbound {
 }
 
 export { CallContext };
+
+/**
+ * The URL as the admin handler mounted at `base` (the prefix without a trailing slash) sees it —
+ * `/ready?x=1` of `/_mesh/ready?x=1`, `/` of `/_mesh` — or `undefined` when the path is neither
+ * the prefix nor under it (`/_meshy` is the app's, as for the admin handler itself).
+ */
+export function underPrefix(url: string, base: string): string | undefined {
+  if (!url.startsWith(base)) return undefined;
+  const rest = url.slice(base.length);
+  if (rest === '') return '/';
+  if (rest[0] === '/') return rest;
+  return rest[0] === '?' ? `/${rest}` : undefined;
+}
