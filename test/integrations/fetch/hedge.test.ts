@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { test } from 'node:test';
 import { Agent, type Dispatcher } from 'undici';
 import { ServiceBuilder } from '../../../src/builder/service-builder.js';
 import { meshFetch, meshInterceptor } from '../../../src/integrations/fetch/index.js';
+import { serveOnLoopback } from '../../support/loopback.js';
 
 // A hedge above the fetch integrations, with no timeout anywhere: the loser's request must be
 // aborted on the wire, and a body that can be sent once only must not go out twice.
@@ -19,32 +18,28 @@ interface Seen {
 /** A loopback server answering request `n` as `handle(n)` says: hold it open, or reply after a delay. */
 async function loopback(t: { after(fn: () => unknown): void }, handle: (n: number) => { hold: true } | { delayMs: number }) {
   const seen: Seen[] = [];
-  const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
-    const n = seen.length;
-    const entry: Seen = {
-      body: Buffer.alloc(0),
-      aborted: new Promise((resolve) => res.on('close', () => resolve(!res.writableEnded))),
-    };
-    seen.push(entry);
-    const chunks: Buffer[] = [];
-    try {
-      for await (const chunk of req) chunks.push(chunk as Buffer);
-    } catch {
-      return;
-    }
-    entry.body = Buffer.concat(chunks);
-    const how = handle(n);
-    if ('hold' in how) return;
-    await new Promise((r) => setTimeout(r, how.delayMs));
-    if (!res.destroyed) res.end(`reply #${n + 1}`);
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.after(() => {
-    server.closeAllConnections();
-    return new Promise<void>((r) => server.close(() => r()));
-  });
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
+  return {
+    url: await serveOnLoopback(t, async (req: IncomingMessage, res: ServerResponse) => {
+      const n = seen.length;
+      const entry: Seen = {
+        body: Buffer.alloc(0),
+        aborted: new Promise((resolve) => res.on('close', () => resolve(!res.writableEnded))),
+      };
+      seen.push(entry);
+      const chunks: Buffer[] = [];
+      try {
+        for await (const chunk of req) chunks.push(chunk as Buffer);
+      } catch {
+        return;
+      }
+      entry.body = Buffer.concat(chunks);
+      const how = handle(n);
+      if ('hold' in how) return;
+      await new Promise((r) => setTimeout(r, how.delayMs));
+      if (!res.destroyed) res.end(`reply #${n + 1}`);
+    }),
+    seen,
+  };
 }
 
 const within = <T>(promise: Promise<T>, ms: number, fallback: T): Promise<T> =>

@@ -1,10 +1,8 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { request as undiciRequest } from 'undici';
 import { meshFetch, meshRequest } from '../../../src/integrations/fetch/index.js';
+import { serveOnLoopback } from '../../support/loopback.js';
 
 // A call that nothing can abort (no caller's signal, no deadline) must reach fetch / undici with
 // the caller's own options: the context's never-firing signal is replaced every 256 hand-outs,
@@ -12,15 +10,8 @@ import { meshFetch, meshRequest } from '../../../src/integrations/fetch/index.js
 
 const CALLS = 1000;
 
-async function loopback(t: { after(fn: () => unknown): void }): Promise<string> {
-  const server = createServer((_req, res) => res.end('ok'));
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.after(() => {
-    server.closeAllConnections();
-    return new Promise<void>((r) => server.close(() => r()));
-  });
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+function loopback(t: { after(fn: () => unknown): void }): Promise<string> {
+  return serveOnLoopback(t, (_req, res) => res.end('ok'));
 }
 
 test(`meshFetch: ${CALLS} calls with no signal and no deadline all pass the caller's init through`, async (t) => {

@@ -1,10 +1,8 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { meshFetch, meshRequest } from '../../../src/integrations/fetch/index.js';
 import type { RetryOptions } from '../../../src/layers/retry/index.js';
+import { serveOnLoopback } from '../../support/loopback.js';
 
 // Routes are matched on the path of every kind of input fetch takes — a string, a URL, a
 // Request — and a call never throws synchronously: a bad input is a rejected promise.
@@ -14,19 +12,15 @@ const fast: RetryOptions = { attempts: 2, backoff: { base: '1ms', jitter: 'none'
 /** A loopback server answering from a queue of statuses (200 once empty), recording each request. */
 async function loopback(t: { after(fn: () => unknown): void }, statuses: number[]) {
   const seen: string[] = [];
-  const server = createServer(async (req, res) => {
-    let body = '';
-    for await (const chunk of req) body += chunk;
-    seen.push(`${req.method} ${req.url} ${body}`.trimEnd());
-    res.writeHead(statuses.shift() ?? 200).end();
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.after(() => {
-    server.closeAllConnections();
-    return new Promise<void>((r) => server.close(() => r()));
-  });
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
+  return {
+    url: await serveOnLoopback(t, async (req, res) => {
+      let body = '';
+      for await (const chunk of req) body += chunk;
+      seen.push(`${req.method} ${req.url} ${body}`.trimEnd());
+      res.writeHead(statuses.shift() ?? 200).end();
+    }),
+    seen,
+  };
 }
 
 function routed(t: { after(fn: () => unknown): void }) {

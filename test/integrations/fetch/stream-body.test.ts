@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import { ServiceBuilder } from '../../../src/builder/service-builder.js';
 import { meshFetch, meshRequest } from '../../../src/integrations/fetch/index.js';
+import { serveOnLoopback } from '../../support/loopback.js';
 
 // A stream body of a request that will never be retried (a POST by default, or any with retries
 // off) is not read into the replay buffer first: it goes to the server as it is produced, and a
@@ -20,23 +19,19 @@ interface Received {
 /** A loopback server that records request bytes as they arrive and, once a body ends, echoes it after `delayMs`. */
 async function loopback(t: { after(fn: () => unknown): void }, delayMs = 0) {
   const received: Received[] = [];
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const entry: Received = { bytes: [], ended: false };
-    received.push(entry);
-    req.on('data', (chunk: Buffer) => entry.bytes.push(chunk));
-    req.on('error', () => {});
-    req.on('end', () => {
-      entry.ended = true;
-      setTimeout(() => res.end(Buffer.concat(entry.bytes)), delayMs);
-    });
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.after(() => {
-    server.closeAllConnections();
-    return new Promise<void>((r) => server.close(() => r()));
-  });
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, received };
+  return {
+    url: await serveOnLoopback(t, (req: IncomingMessage, res: ServerResponse) => {
+      const entry: Received = { bytes: [], ended: false };
+      received.push(entry);
+      req.on('data', (chunk: Buffer) => entry.bytes.push(chunk));
+      req.on('error', () => {});
+      req.on('end', () => {
+        entry.ended = true;
+        setTimeout(() => res.end(Buffer.concat(entry.bytes)), delayMs);
+      });
+    }),
+    received,
+  };
 }
 
 /** Resolves true once `check` holds, false after `ms`. */
