@@ -42,7 +42,9 @@ const pct = (v) => v == null ? '–' : (v * 100).toFixed(v >= 0.9995 || v === 0 
 const ms = (v) => v == null ? '–' : v < 10 ? v.toFixed(2) + ' ms' : v < 1000 ? v.toFixed(0) + ' ms' : (v / 1000).toFixed(2) + ' s';
 const num = (v) => v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2);
 const srClass = (v) => v == null ? '' : v >= 0.99 ? 'good' : v >= 0.9 ? 'warn' : 'bad';
-const stateClass = (s) => /open(?!.*half)|fail|down|unhealthy|eject|bad/i.test(s) ? 'bad' : /half|probe|probation|warm|pending|degraded|slow|drain/i.test(s) ? 'warn' : 'good';
+// The states the mesh reports first (a half-open breaker is no open one, a probing or removed endpoint no healthy one), then words.
+const STATE_CLASS = { open: 'bad', isolated: 'bad', ejected: 'bad', 'half-open': 'warn', probing: 'warn', removed: 'warn', closed: 'good', active: 'good' };
+const stateClass = (s) => STATE_CLASS[String(s).toLowerCase()] ?? (/(?<!half-)open|fail|down|unhealthy|eject|isolat|bad/i.test(s) ? 'bad' : /half|prob|warm|pending|degraded|slow|drain|remov/i.test(s) ? 'warn' : 'good');
 
 function push(key, s) {
   let h = history.get(key);

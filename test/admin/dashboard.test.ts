@@ -87,6 +87,12 @@ test('the dashboard draws live charts in headless Chromium while traffic flows',
     assert.equal(await page.locator('.cfg-version').first().textContent(), '7');
     assert.match((await page.locator('#config .rej').textContent()) ?? '', /rejected 8: retries must be a number >= 0/);
     assert.equal(await page.locator('#conn').textContent(), 'live');
+    // State colours: a half-open breaker or a probing/removed endpoint is no healthy one, an isolated breaker a bad one.
+    // (A string: the page's top-level consts are in its script scope, not on globalThis.)
+    const classes = await page.evaluate(
+      "['closed', 'active', 'open', 'isolated', 'ejected', 'half-open', 'probing', 'removed'].map(stateClass)",
+    );
+    assert.deepEqual(classes, ['good', 'good', 'bad', 'bad', 'bad', 'warn', 'warn', 'warn']);
     assert.deepEqual(errors, [], 'no script errors');
     mkdirSync('test-output', { recursive: true });
     await page.screenshot({ path: 'test-output/dashboard.png', fullPage: true });

@@ -46,8 +46,9 @@ export class FaultInjectedError extends SidecarlessError {
   /** The status as a label: `"503"` or the gRPC name. */
   readonly status: string;
   /**
-   * Judged as the real status would be (an injected 503 or UNAVAILABLE is a retryable failure,
-   * an injected DEADLINE_EXCEEDED a timeout), so retries and breakers can be tried out with it.
+   * Always a failure (the call was aborted), retryable as the real status would be: an injected
+   * 503 or UNAVAILABLE is retried like a real one, an injected DEADLINE_EXCEEDED is a timeout, a
+   * 404 is not retried — so retries and breakers can be rehearsed with it.
    */
   override readonly classification: Classification;
   constructor(status: { httpStatus?: number; grpcStatus?: number }) {
