@@ -47,7 +47,7 @@ export function createHandler(sources: AdminSources, exposition: MetricsExpositi
       json(res, report.ready ? 200 : 503, report);
     },
     '/config': (_req, res) => json(res, 200, configReport(sources)),
-    '/endpoints': (_req, res) => json(res, 200, endpointsReport(sources)),
+    '/endpoints': (_req, res) => json(res, 200, endpointsReport(stackReport(sources))),
     '/stack': (_req, res) => json(res, 200, stackReport(sources)),
     '/api/stats': (_req, res, url) => {
       const window = Number(url.searchParams.get('window') ?? Number.NaN);

@@ -53,8 +53,14 @@ export function configReport(sources: AdminSources, withValues = true): Record<s
   return out;
 }
 
+/** One stack as `/stack` shows it. */
+export interface StackReport {
+  readonly service: string;
+  readonly layers: LayerDescription[];
+}
+
 /** `/stack`: each registered stack with its layers, outermost first. */
-export function stackReport(sources: AdminSources): { service: string; layers: LayerDescription[] }[] {
+export function stackReport(sources: AdminSources): StackReport[] {
   return sources.stacks.list().map((stack) => ({ service: stack.name, layers: safeDescribe(stack) }));
 }
 
@@ -66,10 +72,10 @@ function safeDescribe(stack: { describe(): LayerDescription[] }): LayerDescripti
   }
 }
 
-/** `/endpoints`: every layer that describes endpoints (a balancer), with its endpoints as it describes them. */
-export function endpointsReport(sources: AdminSources): { service: string; layer: string; endpoints: unknown[] }[] {
+/** `/endpoints`: every layer of `stacks` that describes endpoints (a balancer), with its endpoints as it describes them. */
+export function endpointsReport(stacks: readonly StackReport[]): { service: string; layer: string; endpoints: unknown[] }[] {
   const out: { service: string; layer: string; endpoints: unknown[] }[] = [];
-  for (const { service, layers } of stackReport(sources)) {
+  for (const { service, layers } of stacks) {
     for (const layer of layers) {
       const endpoints = layer.state?.endpoints;
       if (Array.isArray(endpoints)) out.push({ service, layer: layer.layer, endpoints });
@@ -78,10 +84,10 @@ export function endpointsReport(sources: AdminSources): { service: string; layer
   return out;
 }
 
-/** Breakers (any layer whose name mentions a circuit or breaker) and their described state. */
-export function breakersReport(sources: AdminSources): { service: string; layer: string; state: unknown }[] {
+/** The breakers of `stacks` (any layer whose name mentions a circuit or breaker) and their described state. */
+export function breakersReport(stacks: readonly StackReport[]): { service: string; layer: string; state: unknown }[] {
   const out: { service: string; layer: string; state: unknown }[] = [];
-  for (const { service, layers } of stackReport(sources)) {
+  for (const { service, layers } of stacks) {
     for (const layer of layers) {
       if (/circuit|breaker/i.test(layer.layer)) out.push({ service, layer: layer.layer, state: layer.state?.state ?? layer.state ?? null });
     }
@@ -101,35 +107,53 @@ export interface StatsDocument {
   readonly config: Record<string, unknown>;
 }
 
+/** The `/api/stats` document over `windowMs`. */
 export function statsDocument(sources: AdminSources, windowMs = sources.windowMs): StatsDocument {
+  // Described once for both reports: a description walks every layer of every stack, and two
+  // walks could also disagree (an endpoint ejected in between shows in one report, not the other).
+  const stacks = stackReport(sources);
   return {
     time: Date.now(),
     windowMs,
     ready: readyReport(sources).ready,
     services: sources.metrics.snapshot({ windowMs }),
-    endpoints: endpointsReport(sources),
-    breakers: breakersReport(sources),
+    endpoints: endpointsReport(stacks),
+    breakers: breakersReport(stacks),
     config: configReport(sources, false),
   };
 }
 
-/** JSON that survives what descriptions may hold: `Infinity`, bigints, functions, cycles, errors. */
+/**
+ * JSON that survives what descriptions may hold: `Infinity`, bigints, functions, errors, maps,
+ * sets and cycles. Only a true cycle — an object inside itself — becomes `"[circular]"`; an
+ * object reached twice along different paths (one endpoint list in two descriptions) is written
+ * both times.
+ */
 export function toJson(value: unknown): string {
-  const seen = new WeakSet<object>();
+  // The objects from the root down to the value being written, each as it came (`raw`, what a
+  // cycle points back to) and as written (`out`: a Map becomes an object, an Error a plain one;
+  // JSON.stringify walks `out`, so it is the holder of the next values). Depth-first order means
+  // that when a value's holder is not on top, the values above it are finished: popped.
+  const path: { raw: object; out: unknown }[] = [];
   return JSON.stringify(
     value,
-    (_key, v: unknown) => {
+    function (this: unknown, _key, v: unknown) {
       if (typeof v === 'number' && !Number.isFinite(v)) return Number.isNaN(v) ? null : v > 0 ? 'Infinity' : '-Infinity';
       if (typeof v === 'bigint') return v.toString();
       if (typeof v === 'function') return `[function ${v.name || 'anonymous'}]`;
-      if (v instanceof Error) return { name: v.name, message: v.message };
-      if (v instanceof Map) return Object.fromEntries(v);
-      if (v instanceof Set) return [...v];
-      if (v !== null && typeof v === 'object') {
-        if (seen.has(v)) return '[circular]';
-        seen.add(v);
-      }
-      return v;
+      if (v === null || typeof v !== 'object') return v;
+      while (path.length > 0 && (path[path.length - 1] as { out: unknown }).out !== this) path.pop();
+      if (path.some((p) => p.raw === v)) return '[circular]';
+      const out =
+        v instanceof Error
+          ? { name: v.name, message: v.message }
+          : v instanceof Map
+            ? Object.fromEntries(v)
+            : v instanceof Set
+              ? [...v]
+              : v;
+      path.push({ raw: v, out });
+      return out;
     },
     2,
   );

@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { createAdminServer, toJson } from '../../src/admin/index.js';
+import { MetricsRegistry, StackRegistry } from '../../src/index.js';
+
+test('toJson writes an object reached twice along different paths both times', () => {
+  const endpoints = [{ address: '10.0.0.1', port: 80 }];
+  const shared = { retries: 2 };
+  const doc = JSON.parse(toJson({ a: { endpoints, shared }, b: { endpoints, shared }, list: [shared, shared] }));
+  assert.deepEqual(doc, {
+    a: { endpoints: [{ address: '10.0.0.1', port: 80 }], shared: { retries: 2 } },
+    b: { endpoints: [{ address: '10.0.0.1', port: 80 }], shared: { retries: 2 } },
+    list: [{ retries: 2 }, { retries: 2 }],
+  });
+});
+
+test('toJson marks true cycles, also through maps, sets and arrays', () => {
+  const node: Record<string, unknown> = { name: 'root' };
+  node.self = node;
+  node.child = { parent: node, sibling: { name: 'leaf' } };
+  const map = new Map<string, unknown>([['k', 1]]);
+  map.set('me', map);
+  const set = new Set<unknown>(['x']);
+  set.add(set);
+  const list: unknown[] = [1];
+  list.push(list);
+  assert.deepEqual(JSON.parse(toJson({ node, map, set, list })), {
+    node: { name: 'root', self: '[circular]', child: { parent: '[circular]', sibling: { name: 'leaf' } } },
+    map: { k: 1, me: '[circular]' },
+    set: ['x', '[circular]'],
+    list: [1, '[circular]'],
+  });
+});
+
+test('toJson keeps what JSON cannot hold readable', () => {
+  const doc = JSON.parse(
+    toJson({
+      inf: Number.POSITIVE_INFINITY,
+      nan: Number.NaN,
+      big: 10n,
+      fn: function named() {},
+      error: new TypeError('bad'),
+      at: new Date(0),
+    }),
+  );
+  assert.deepEqual(doc, {
+    inf: 'Infinity',
+    nan: null,
+    big: '10',
+    fn: '[function named]',
+    error: { name: 'TypeError', message: 'bad' },
+    at: '1970-01-01T00:00:00.000Z',
+  });
+});
+
+test('/api/stats describes each stack once', async () => {
+  const stacks = new StackRegistry();
+  let describes = 0;
+  stacks.add({
+    name: 'counted',
+    describe: () => {
+      describes++;
+      return [
+        { layer: 'circuit-breaker', params: {}, state: { state: 'closed' } },
+        { layer: 'balance', params: {}, state: { endpoints: [{ address: '10.0.0.1:80', state: 'active' }] } },
+      ];
+    },
+  });
+  const admin = await createAdminServer({ port: 0, stacks, metrics: new MetricsRegistry() });
+  try {
+    const response = await fetch(`${admin.url}/api/stats`, { signal: AbortSignal.timeout(5_000) });
+    const doc = (await response.json()) as { endpoints: { service: string }[]; breakers: { service: string; state: unknown }[] };
+    assert.deepEqual(
+      doc.endpoints.map((e) => e.service),
+      ['counted'],
+    );
+    assert.deepEqual(doc.breakers, [{ service: 'counted', layer: 'circuit-breaker', state: 'closed' }]);
+    assert.equal(describes, 1);
+  } finally {
+    await admin.close();
+  }
+});
