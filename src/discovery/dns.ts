@@ -17,7 +17,11 @@ export interface DnsDiscoveryOptions {
   type?: 'A' | 'AAAA' | 'A+AAAA' | 'SRV';
   /** Port of every address (A/AAAA; SRV records carry their own). */
   port?: number;
-  /** DNS servers (`"127.0.0.1:5353"`); default the system's. */
+  /**
+   * DNS servers to ask, as IP addresses with an optional port: `"10.0.0.53"`, `"10.0.0.53:5353"`,
+   * `"fd00::53"`, `"[fd00::53]:5353"` (not host names: they would need a resolver themselves).
+   * Default the system's.
+   */
   servers?: readonly string[];
   /** Shortest time between lookups, whatever the TTL says. Default `1s`. */
   minTtl?: Duration;
@@ -42,11 +46,30 @@ export interface DnsDiscoveryOptions {
   events?: EventHub;
 }
 
+const SERVER_ERROR = 'must be an IP address with an optional port, such as "10.0.0.53:5353" or "[fd00::53]:5353"';
+
+/**
+ * Whether `node:dns`'s `setServers` takes `server` as meant. Checked here because it throws a
+ * bare TypeError on a host name, aborts the process on port 0, and silently wraps a port above
+ * 65535 (`:99999` becomes `:34463`).
+ */
+function isServerAddress(server: string): boolean {
+  if (isIP(server) !== 0) return true;
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::(\d{1,5}))?$/.exec(server);
+  if (match === null) return false;
+  const [, v6, v4, port] = match;
+  if (v6 !== undefined ? isIP(v6) !== 6 : isIP(v4 as string) !== 4) return false;
+  return port === undefined || (Number(port) >= 1 && Number(port) <= 65_535);
+}
+
 const schema = z.strictObject({
   name: z.string({ error: 'must be a DNS name' }).regex(/^[A-Za-z0-9_.-]{1,253}$/, { error: 'must be a DNS name' }),
   type: z.enum(['A', 'AAAA', 'A+AAAA', 'SRV'], { error: 'must be "A", "AAAA", "A+AAAA" or "SRV"' }).default('A'),
   port: int(1, 65535).optional(),
-  servers: z.array(z.string().min(1), { error: 'must be a list of "host" or "host:port"' }).min(1).optional(),
+  servers: z
+    .array(z.string({ error: SERVER_ERROR }).refine(isServerAddress, { error: SERVER_ERROR }), { error: 'must be a list of IP addresses' })
+    .min(1, { error: 'must name at least one server' })
+    .optional(),
   minTtl: duration(0, 86_400_000).default(1000),
   maxTtl: duration(1, 86_400_000).default(300_000),
   retryInterval: duration(1, 86_400_000).default(5000),

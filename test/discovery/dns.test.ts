@@ -203,6 +203,24 @@ test('options are checked, naming the field', () => {
   );
 });
 
+test('servers must be IP addresses with an optional port: anything else is refused at construction, naming the entry', async () => {
+  const valid = ['127.0.0.1', '127.0.0.1:5353', '::1', '[::1]', '[fd00::53]:5353'];
+  await Promise.all(valid.map((server) => dnsDiscovery({ name: 'users.test', port: 80, servers: [server] }).close()));
+  // node:dns would throw a bare TypeError (host name), abort the process (port 0) or wrap the port.
+  const invalid = ['dns.internal', 'dns.internal:53', '10.0.0.53:0', '10.0.0.53:99999', '[10.0.0.53]:53', '::1]:53'];
+  for (const [index, server] of invalid.entries()) {
+    assert.throws(
+      () => dnsDiscovery({ name: 'users.test', port: 80, servers: [...Array(index).fill('127.0.0.1'), server] }),
+      (e: InvalidOptionError) =>
+        e.problems.length === 1 &&
+        e.problems[0]?.field === `dns.servers.${index}` &&
+        /must be an IP address with an optional port/.test(e.problems[0].message),
+      server,
+    );
+  }
+  assert.throws(() => dnsDiscovery({ name: 'users.test', port: 80, servers: [] }), /dns\.servers: must name at least one server/);
+});
+
 test('a readiness latch released on the first answer: the first calls wait for DNS instead of failing', async () => {
   dns.answer = () => aRecords('users.test', 60, '10.0.0.7');
   const gate = new Readiness();
