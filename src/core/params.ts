@@ -47,7 +47,8 @@ export function live<S, O>(store: ConfigStore<S>, select: (config: S) => O | und
 /** Options as a layer takes them: given directly, or live from a store. */
 export type OptionsOrLive<O> = O | LiveOptions<any, O>;
 
-function isLive<O>(options: OptionsOrLive<O>): options is LiveOptions<unknown, O> {
+/** Whether `options` were made by {@link live} (rather than given directly). */
+export function isLive<O>(options: OptionsOrLive<O>): options is LiveOptions<unknown, O> {
   return typeof options === 'object' && options !== null && (options as { kind?: unknown }).kind === 'live' && 'store' in options;
 }
 

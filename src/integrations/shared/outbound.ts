@@ -12,7 +12,7 @@ import { ServiceBuilder } from '../../builder/service-builder.js';
 import { type Classification, type Classifier, isNetworkError } from '../../core/classify.js';
 import type { Duration } from '../../core/duration.js';
 import type { EventHub } from '../../core/events.js';
-import { type LiveOptions, live, type OptionsOrLive } from '../../core/params.js';
+import { isLive, live, type OptionsOrLive } from '../../core/params.js';
 import { defaultRegistry, type StackRegistry } from '../../core/registry.js';
 import type { LayerDescription, Service, StackEnv } from '../../core/service.js';
 import type { Discovery, Endpoint } from '../../discovery/types.js';
@@ -114,10 +114,6 @@ function guardRetryOn(retryOn: RetryOptions['retryOn'], onRefused: (reason: stri
 const NOTHING_BELOW: Service<unknown, unknown> = {
   call: () => Promise.reject(new Error('unreachable: the balancer calls its endpoints')),
 };
-
-function isLive<O>(options: OptionsOrLive<O>): options is LiveOptions<unknown, O> {
-  return typeof options === 'object' && options !== null && (options as { kind?: unknown }).kind === 'live';
-}
 
 /**
  * Builds an outbound stack. `discard` releases a response that will be retried (cancels its

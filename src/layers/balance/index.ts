@@ -56,7 +56,7 @@
 import { FunctionService } from '../../builder/function-service.js';
 import type { CallContext } from '../../core/context.js';
 import { InvalidOptionError } from '../../core/errors.js';
-import { type OptionsOrLive, prepareParam } from '../../core/params.js';
+import { isLive, type OptionsOrLive, prepareParam } from '../../core/params.js';
 import type { Layer, Service, StackEnv } from '../../core/service.js';
 import type { Discovery } from '../../discovery/types.js';
 import { BalanceService, type EndpointFactory } from './balancer.js';
@@ -90,8 +90,7 @@ export function balance<Req, Res>(
   if (typeof discovery?.subscribe !== 'function') throw new InvalidOptionError('balance.discovery', 'must be a Discovery');
   if (typeof factory !== 'function') throw new InvalidOptionError('balance.factory', 'must be a function (endpoint) => Service');
   const { closeDiscovery = true, ...rest } = options as BalanceOptions & BalanceLayerOptions;
-  const isLive = (options as { kind?: unknown }).kind === 'live';
-  const makeParam = prepareParam('balance', isLive ? options : rest, (o) => resolveBalanceOptions(o as BalanceOptions));
+  const makeParam = prepareParam('balance', isLive(options) ? options : rest, (o) => resolveBalanceOptions(o as BalanceOptions));
   return {
     name: 'balance',
     wrap: (inner: Service<Req, Res>, env: StackEnv) =>
