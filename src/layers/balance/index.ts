@@ -63,7 +63,7 @@ import { BalanceService, type EndpointFactory } from './balancer.js';
 import { type BalanceOptions, resolveBalanceOptions } from './options.js';
 
 export { BalanceService, type EndpointFactory } from './balancer.js';
-export { DenseSet, EndpointState, type EndpointStateName } from './endpoint.js';
+export type { EndpointStateName } from './endpoint.js';
 export {
   type BalanceOptions,
   type BalanceParams,
