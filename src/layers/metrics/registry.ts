@@ -53,7 +53,12 @@ export interface ServiceStats {
 
 /** Options of {@link MetricsRegistry.snapshot}. */
 export interface SnapshotOptions {
-  /** The window for rates, success rate and percentiles, ms. Default 10 s. */
+  /**
+   * The window for rates, success rate and percentiles, ms. Default 10 s. Up to an hour, the
+   * window starts within 1/16 of its length (or 500 ms) of the asked time; it counts from a
+   * sample taken by an earlier snapshot, so a layer asked for the first time counts from its
+   * creation.
+   */
   windowMs?: number;
 }
 
@@ -64,10 +69,17 @@ interface Sample {
   readonly buckets: Float64Array;
 }
 
-/** Samples kept per layer: enough for a minute at one snapshot a second. */
-const MAX_SAMPLES = 120;
 /** Snapshots closer together than this reuse the last sample instead of storing another. */
 const SAMPLE_SPACING_MS = 500;
+/**
+ * Older samples are thinned so that two neighbours are at most this share of their age apart: a
+ * window's baseline is then within 1/16 of its length of the asked start (or within
+ * {@link SAMPLE_SPACING_MS}, whichever is more), for a 10 s and a 1 h window alike, from at most
+ * about 170 samples per layer (measured polling every 500 ms; fewer when polled less often).
+ */
+const SAMPLE_PRECISION = 1 / 16;
+/** The longest window kept (the admin server's limit); one sample older than it stays as its baseline. */
+const MAX_WINDOW_MS = 3_600_000;
 
 function byOutcome(counts: Float64Array): Record<RetryOutcome, number> {
   return Object.fromEntries(RETRY_OUTCOMES.map((o, i) => [o, counts[i] as number])) as Record<RetryOutcome, number>;
@@ -267,9 +279,28 @@ export class MetricsRegistry {
     const last = samples[samples.length - 1] as Sample;
     if (now - last.at >= SAMPLE_SPACING_MS) {
       samples.push({ at: now, requests: totals.requests, successes: totals.successes, buckets: totals.buckets });
-      if (samples.length > MAX_SAMPLES) samples.shift();
+      thin(samples, now);
     }
     return base;
+  }
+}
+
+/**
+ * Keeps `samples` (oldest first) bounded whatever the windows asked: drops those too old for any
+ * window, and any sample whose neighbours are close enough for their age without it — recent
+ * samples stay dense for short windows, old ones sparse for long ones, so a one-hour window costs
+ * no more memory than a one-minute one. Without this a fixed count cut long windows short.
+ *
+ * @internal exported for its test.
+ */
+export function thin(samples: { readonly at: number }[], now: number): void {
+  while (samples.length > 1 && (samples[1] as { at: number }).at <= now - MAX_WINDOW_MS) samples.shift();
+  // The first (the baseline of the longest window) and the last (the newest) always stay.
+  for (let i = 1; i < samples.length - 1; ) {
+    const before = (samples[i - 1] as { at: number }).at;
+    const after = (samples[i + 1] as { at: number }).at;
+    if (after - before <= Math.max(SAMPLE_SPACING_MS, (now - after) * SAMPLE_PRECISION)) samples.splice(i, 1);
+    else i++;
   }
 }
 
