@@ -101,14 +101,16 @@ export class RetryService<Req, Res> implements Service<Req, Res> {
     // (as an async function) once an attempt failed. (Arrows are inlined rather than named:
     // transpilers that keep names wrap each named closure in a call per creation.)
     if (this.#classifier.judgesResults === false) {
-      return first.then(undefined, (error: unknown) => this.#recover(req, ctx, params, budget, deadline, true, error, undefined));
+      return first.then(undefined, (error: unknown) =>
+        this.#recover(req, ctx, params, budget, deadline, true, error, this.#classifier.classifyError(error)),
+      );
     }
     return first.then(
-      (result) =>
-        this.#classifier.classifyResult(result).kind === 'success'
-          ? result
-          : this.#recover(req, ctx, params, budget, deadline, false, undefined, result),
-      (error: unknown) => this.#recover(req, ctx, params, budget, deadline, true, error, undefined),
+      (result) => {
+        const verdict = this.#failure(false, result);
+        return verdict === undefined ? result : this.#recover(req, ctx, params, budget, deadline, false, result, verdict);
+      },
+      (error: unknown) => this.#recover(req, ctx, params, budget, deadline, true, error, this.#classifier.classifyError(error)),
     );
   }
 
@@ -124,44 +126,57 @@ export class RetryService<Req, Res> implements Service<Req, Res> {
     }
     const params = this.#param.get();
     const budget = this.#budgetFor(params);
-    budget?.deposit();
-    this.#calls++;
+    const target = this.#begin(params, budget);
     const attempt = new FirstAttempt(this as RetryService<unknown, unknown>, req, ctx, params, budget, ctx.deadline, settler);
-    callInto(this.#target(params) as Service<unknown, unknown>, req, ctx, attempt);
+    callInto(target as Service<unknown, unknown>, req, ctx, attempt);
   }
 
   /** @internal the first attempt settled; see {@link FirstAttempt}. */
   firstSettled(attempt: FirstAttempt, threw: boolean, outcome: unknown): void {
-    const classifier = this.#classifier;
-    if (!threw && (classifier.judgesResults === false || classifier.classifyResult(outcome).kind === 'success')) {
+    const verdict = this.#failure(threw, outcome);
+    if (verdict === undefined) {
       attempt.outer.settle(false, outcome);
       return;
     }
-    const recovering = this.#recover(
-      attempt.req as Req,
-      attempt.ctx,
-      attempt.params,
-      attempt.budget,
-      attempt.deadline,
-      threw,
-      threw ? outcome : undefined,
-      threw ? undefined : (outcome as Res),
+    settleFrom(
+      this.#recover(attempt.req as Req, attempt.ctx, attempt.params, attempt.budget, attempt.deadline, threw, outcome, verdict),
+      attempt.outer,
     );
-    settleFrom(recovering, attempt.outer);
   }
 
-  /** Counts the call and starts its first attempt. */
+  /** Counts the call and starts its first attempt (the throw of a synchronous callee becomes a rejection). */
   #first(req: Req, ctx: CallContext, params: RetryParams, budget: RetryBudget | undefined): Promise<Res> {
-    budget?.deposit();
-    this.#calls++;
+    const target = this.#begin(params, budget);
     try {
-      return this.#target(params).call(req, ctx);
+      return target.call(req, ctx);
     } catch (error) {
       return Promise.reject(error);
     }
   }
 
-  /** The retry loop, from a failed first attempt until a success or a reason to stop. */
+  /** Counts a logical call (in the budget too) and returns what its first attempt calls. */
+  #begin(params: RetryParams, budget: RetryBudget | undefined): Service<Req, Res> {
+    budget?.deposit();
+    this.#calls++;
+    return this.#target(params);
+  }
+
+  /**
+   * The one classification of a settled first attempt: `undefined` when it stands as it is (a
+   * success), else the verdict the retry loop starts from — so no outcome is judged twice.
+   */
+  #failure(threw: boolean, outcome: unknown): Classification | undefined {
+    const classifier = this.#classifier;
+    if (threw) return classifier.classifyError(outcome);
+    if (classifier.judgesResults === false) return undefined;
+    const verdict = classifier.classifyResult(outcome);
+    return verdict.kind === 'success' ? undefined : verdict;
+  }
+
+  /**
+   * The retry loop, from a failed first attempt (already judged: `verdict`) until a success or a
+   * reason to stop. `outcome` is what the last attempt threw (`threw`) or returned.
+   */
   async #recover(
     req: Req,
     ctx: CallContext,
@@ -169,14 +184,19 @@ export class RetryService<Req, Res> implements Service<Req, Res> {
     budget: RetryBudget | undefined,
     deadline: number,
     threw: boolean,
-    error: unknown,
-    result: Res | undefined,
+    outcome: unknown,
+    verdict: Classification,
   ): Promise<Res> {
     const target = this.#target(params);
     let previousDelay = 0;
     for (let attempt = 1; ; attempt++) {
-      const verdict = threw ? this.#classifier.classifyError(error) : this.#classifier.classifyResult(result);
-      if (verdict.kind === 'success') return result as Res;
+      // A thrown error the classifier calls a success is still the caller's error, not a value.
+      if (verdict.kind === 'success') {
+        if (threw) throw outcome;
+        return outcome as Res;
+      }
+      const error = threw ? outcome : undefined;
+      const result = threw ? undefined : (outcome as Res);
 
       let skip: RetrySkipReason | undefined;
       let delay = 0;
@@ -210,20 +230,19 @@ export class RetryService<Req, Res> implements Service<Req, Res> {
       }
       if (skip !== undefined) {
         this.#skipped(skip, attempt, verdict, ctx);
-        if (threw) throw error;
-        return result as Res;
+        if (threw) throw outcome;
+        return outcome as Res;
       }
 
       ctx.beginAttempt(attempt + 1);
       try {
-        result = await target.call(req, ctx);
+        outcome = await target.call(req, ctx);
         threw = false;
-        error = undefined;
       } catch (caught) {
-        error = caught;
+        outcome = caught;
         threw = true;
-        result = undefined;
       }
+      verdict = threw ? this.#classifier.classifyError(outcome) : this.#classifier.classifyResult(outcome);
     }
   }
 

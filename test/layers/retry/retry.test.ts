@@ -334,3 +334,43 @@ test('a live config change elsewhere keeps the retry budget and the hedge budget
   await fn.close();
   await hedged.close();
 });
+
+test('each outcome is classified once, whether the layer is called or called into (a timeout above)', async () => {
+  for (const outer of [false, true]) {
+    const clock = new VirtualClock();
+    const mock = new MockService<[], { status: number }>();
+    const judged: string[] = [];
+    const counting: Classifier<{ status: number }> = {
+      classifyResult: (r) => {
+        judged.push(`result ${r.status}`);
+        return httpLike.classifyResult(r);
+      },
+      classifyError: (e) => {
+        judged.push('error');
+        return httpLike.classifyError(e);
+      },
+    };
+    const builder = new ServiceBuilder({ clock, classifier: counting, registry: false });
+    const fn = (outer ? builder.timeout('10s') : builder).retry({ attempts: 3, backoff: { base: '1ms', jitter: 'none' } }).service(mock.fn);
+    mock.script({ value: { status: 503 } }, { error: resetError() }, { value: { status: 200 } });
+    assert.deepEqual(await clock.settle(fn()), { status: 200 });
+    // Layers outside the retry (the timeout) do not classify: what is counted is the retry's.
+    assert.deepEqual(judged, ['result 503', 'error', 'result 200'], outer ? 'called into' : 'called');
+    await fn.close();
+  }
+});
+
+test('a thrown error the classifier calls a success is rethrown, not turned into a value', async () => {
+  for (const outer of [false, true]) {
+    const clock = new VirtualClock();
+    const mock = new MockService<[], string>();
+    const lenient: Classifier<string> = { classifyResult: () => SUCCESS, classifyError: () => SUCCESS };
+    const builder = new ServiceBuilder({ clock, classifier: lenient, registry: false });
+    const fn = (outer ? builder.timeout('10s') : builder).retry({ attempts: 3 }).service(mock.fn);
+    const failure = resetError('not found, and that is fine');
+    mock.script({ error: failure });
+    await assert.rejects(clock.settle(fn()), (e) => e === failure, outer ? 'called into' : 'called');
+    assert.equal(mock.calls.length, 1);
+    await fn.close();
+  }
+});
