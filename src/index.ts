@@ -48,6 +48,7 @@ export {
   type SimpleLayer,
   type StackEnv,
 } from './core/service.js';
+export { GRPC_STATUS_NAMES, type GrpcStatusName } from './core/status.js';
 export { duration, int, num, parseOptions, problemsOf } from './core/validate.js';
 export * from './discovery/index.js';
 export * from './layers/adaptive-concurrency/index.js';

@@ -1,8 +1,8 @@
 import { type Classification, type Classifier, classification, defaultClassifier, SUCCESS } from '../../core/classify.js';
-import { GRPC_DEADLINE_EXCEEDED, GRPC_STATUS_NAMES as PROTOCOL_NAMES, RETRYABLE_GRPC_CODES } from '../../core/status.js';
+import { GRPC_DEADLINE_EXCEEDED, GRPC_STATUS_NAMES, RETRYABLE_GRPC_CODES } from '../../core/status.js';
 
-/** gRPC status names by code, lowercase as metrics and `retryOn` use them. */
-export const GRPC_STATUS_NAMES: readonly string[] = Object.freeze(PROTOCOL_NAMES.map((name) => name.toLowerCase()));
+/** Status labels by code: the protocol's names in lowercase, as metrics and `retryOn` spell them. */
+const STATUS_LABELS: readonly string[] = GRPC_STATUS_NAMES.map((name) => name.toLowerCase());
 
 interface GrpcErrorLike {
   code?: unknown;
@@ -17,10 +17,10 @@ interface GrpcErrorLike {
  * Errors without a gRPC code are judged by the default classifier.
  */
 export const grpcClassifier: Classifier<unknown> = (() => {
-  const byCode = GRPC_STATUS_NAMES.map((name, code) =>
+  const byCode = STATUS_LABELS.map((label, code) =>
     code === GRPC_DEADLINE_EXCEEDED
       ? classification('failure', 'timeout', true)
-      : classification('failure', name, RETRYABLE_GRPC_CODES.has(code)),
+      : classification('failure', label, RETRYABLE_GRPC_CODES.has(code)),
   );
   return {
     classifyResult: () => SUCCESS,

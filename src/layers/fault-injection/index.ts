@@ -31,7 +31,6 @@ export {
   type FaultInjectionOptions,
   type FaultInjectionParams,
   type FaultPercentage,
-  GRPC_STATUS_NAMES,
   resolveFaultInjectionOptions,
 } from './options.js';
 

@@ -2,13 +2,17 @@ import { z } from 'zod';
 import { type Classification, classification } from '../../core/classify.js';
 import type { Duration } from '../../core/duration.js';
 import { InvalidOptionError, SidecarlessError } from '../../core/errors.js';
-import { GRPC_DEADLINE_EXCEEDED, GRPC_STATUS_NAMES, isRetryableHttpStatus, RETRYABLE_GRPC_CODES } from '../../core/status.js';
+import {
+  GRPC_DEADLINE_EXCEEDED,
+  GRPC_STATUS_NAMES,
+  type GrpcStatusName,
+  isRetryableHttpStatus,
+  RETRYABLE_GRPC_CODES,
+} from '../../core/status.js';
 import { duration, int, num, parseOptions } from '../../core/validate.js';
 
 /** A share of calls in percent, as Istio writes it: `10` or `{ value: 10 }`. */
 export type FaultPercentage = number | { value: number };
-
-export { GRPC_STATUS_NAMES };
 
 /** Options of the fault injection layer: Istio's `fault`, in-process. */
 export interface FaultInjectionOptions {
@@ -21,8 +25,8 @@ export interface FaultInjectionOptions {
     error?: unknown;
     /** Rejects with a {@link FaultInjectedError} carrying this HTTP status. */
     httpStatus?: number;
-    /** Rejects with a {@link FaultInjectedError} carrying this gRPC status (code or name). */
-    grpcStatus?: number | (typeof GRPC_STATUS_NAMES)[number];
+    /** Rejects with a {@link FaultInjectedError} carrying this gRPC status: a code, or a name of {@link GRPC_STATUS_NAMES} (`"UNAVAILABLE"`). */
+    grpcStatus?: number | GrpcStatusName;
   };
 }
 

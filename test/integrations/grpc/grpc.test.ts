@@ -289,3 +289,15 @@ test('meshGrpc wraps a generated client you already have', async () => {
   await client.close();
   s.close();
 });
+
+test('GRPC_STATUS_NAMES is one list, as the protocol spells it, from the package root and sidecarless/grpc', async () => {
+  const root = await import('../../../src/index.js');
+  const fromGrpc = await import('../../../src/integrations/grpc/index.js');
+  assert.equal(fromGrpc.GRPC_STATUS_NAMES, root.GRPC_STATUS_NAMES);
+  assert.equal(fromGrpc.GRPC_STATUS_NAMES[grpc.status.UNAVAILABLE], 'UNAVAILABLE');
+  assert.deepEqual(
+    fromGrpc.GRPC_STATUS_NAMES,
+    Object.keys(grpc.status).filter((key) => Number.isNaN(Number(key))),
+    "the names by code are grpc-js's",
+  );
+});
