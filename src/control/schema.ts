@@ -121,7 +121,9 @@ export const rateLimitSchema = z.strictObject({
 
 /** Istio's `loadBalancer.simple`, plus Linkerd's latency-aware P2C over PeakEWMA. */
 export const loadBalancerSchema = z.strictObject({
-  simple: enumOf(['PEAK_EWMA', 'LEAST_REQUEST', 'ROUND_ROBIN', 'RANDOM']),
+  simple: enumOf(['PEAK_EWMA', 'LEAST_REQUEST', 'ROUND_ROBIN', 'RANDOM']).describe(
+    "The balancer's pick: P2C over peak EWMA, P2C over least requests, round robin, or at random by endpoint weight.",
+  ),
 });
 
 /** One concrete backend. */
@@ -136,9 +138,23 @@ export const endpointSchema = z.strictObject({
 
 /** Gateway API `backendRefs` with weights: the traffic split. */
 export const backendRefSchema = z.strictObject({
-  name,
+  name: name.describe('A backend of the split; "primary" is the service the split wraps.'),
   weight: intIn(0, 1_000_000),
 });
+
+// Weights are kept by name, so a name given twice would lose one of its weights silently.
+const backendRefs = backendRefSchema
+  .array()
+  .min(1)
+  .max(64)
+  .superRefine((refs, ctx) => {
+    const seen = new Set<string>();
+    refs.forEach((ref, i) => {
+      if (seen.has(ref.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `names backend "${ref.name}" a second time` });
+      seen.add(ref.name);
+    });
+  })
+  .describe('The split: a share of calls per backend, by weight.');
 
 const percentage = numIn(0, 100).describe('Share of calls affected, 0 to 100.');
 
@@ -157,7 +173,7 @@ const policies = {
 };
 
 /** What a route may override. */
-export const routeSchema = z.strictObject({ ...policies, backendRefs: backendRefSchema.array().min(1).max(64).optional() });
+export const routeSchema = z.strictObject({ ...policies, backendRefs: backendRefs.optional() });
 
 /** One named service: its policies, endpoints, split and per-route overrides. */
 export const serviceSchema = z.strictObject({
@@ -167,7 +183,7 @@ export const serviceSchema = z.strictObject({
   rateLimit: rateLimitSchema.optional(),
   loadBalancer: loadBalancerSchema.optional(),
   endpoints: endpointSchema.array().max(10_000).optional(),
-  backendRefs: backendRefSchema.array().min(1).max(64).optional(),
+  backendRefs: backendRefs.optional(),
   routes: z.record(routeName, routeSchema).optional(),
 });
 
