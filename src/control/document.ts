@@ -2,6 +2,8 @@
  * Reading a mesh config document safely: the byte limit, JSON or YAML parsing, and a scan of the
  * raw tree *before* zod sees it — prototype-polluting keys (`__proto__`, `constructor`,
  * `prototype`), non-plain values, cycles and excessive nesting are problems, not surprises.
+ * A document of the right shape is then checked by each layer it feeds, as the layer will check
+ * it ({@link layerProblems}), so a document is never ACKed only for a layer to refuse it.
  * {@link validateMeshConfig} is the whole pipeline and fits {@link ConfigStore}'s `validate`.
  *
  * @module
@@ -13,6 +15,7 @@ import type { Validator } from '../core/config-store.js';
 import type { OptionProblem } from '../core/errors.js';
 import { int, parseOptions, problemsOf } from '../core/validate.js';
 import { type MeshConfig, meshConfigSchema } from './schema.js';
+import { layerProblems } from './selectors.js';
 
 /** Limits on a document, so a hostile or broken one costs bounded work. */
 export interface DocumentLimits {
@@ -188,6 +191,9 @@ export function meshValidator(options: DocumentLimits = {}): Validator<MeshConfi
       return { ok: false, problems: [...scanned, ...rest.map(nameProblem)].slice(0, MAX_PROBLEMS) };
     }
     if (scanned.length > 0) return { ok: false, problems: scanned };
+    // Only a document of the right shape reaches the layers' checks: they read it as typed.
+    const refused = layerProblems(result.data);
+    if (refused.length > 0) return { ok: false, problems: refused.slice(0, MAX_PROBLEMS) };
     return { ok: true, value: deepFreeze(result.data) };
   };
 }

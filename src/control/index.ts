@@ -62,11 +62,15 @@ export {
   type ConfiguredService,
   concurrencyLimitOf,
   configured,
+  endpointsOf,
   failureAccrualOf,
   faultOf,
+  layerProblems,
+  loadBalancerOf,
   policiesOf,
   rateLimitOf,
   retryOf,
+  splitOf,
   timeoutOf,
 } from './selectors.js';
 export { type ClientState, ControlServer, type ControlServerOptions } from './server.js';

@@ -8,21 +8,34 @@
  * const getUser = new ServiceBuilder({ name: 'users' }).timeout(mesh.timeout).retry(mesh.retry).service(fn);
  * ```
  *
- * Fields given in the document override the builder's fallback field by field; a route's
- * fields override its service's.
+ * A route's sections override its service's, each section whole (a route's `retries` replaces
+ * the service's `retries`, backoff and all). Against the builder's fallback, only retry merges:
+ * each retry option the document gives (`retries.attempts`, `retries.retryOn`, `retries.backoff`
+ * as a whole, `perTryTimeout`, `retryBudget`) replaces the fallback's, the fallback's others stay.
+ * For every other layer the fallback applies only while the document leaves its section out;
+ * a section the document gives replaces the fallback whole.
+ *
+ * {@link layerProblems} runs each layer's own option check over what these selectors make of a
+ * document, so the store refuses (NACKs) a document a layer would refuse later.
  *
  * @module
  */
 
 import type { ConfigStore } from '../core/config-store.js';
 import type { Duration } from '../core/duration.js';
+import { InvalidOptionError, type OptionProblem } from '../core/errors.js';
 import { type LiveOptions, live } from '../core/params.js';
-import type { CircuitBreakerOptions } from '../layers/circuit-breaker/options.js';
-import type { ConcurrencyLimitOptions } from '../layers/concurrency-limit/options.js';
-import type { FaultInjectionOptions } from '../layers/fault-injection/options.js';
-import type { RateLimitOptions } from '../layers/rate-limit/options.js';
-import type { RetryBudgetOptions, RetryOptions } from '../layers/retry/index.js';
-import type { TimeoutOptions } from '../layers/timeout/index.js';
+import { parseEndpoints } from '../discovery/base.js';
+import type { EndpointInput } from '../discovery/types.js';
+import { type BalanceOptions, resolveBalanceOptions } from '../layers/balance/options.js';
+import { type CircuitBreakerOptions, resolveCircuitBreakerOptions } from '../layers/circuit-breaker/options.js';
+import { type ConcurrencyLimitOptions, resolveConcurrencyLimitOptions } from '../layers/concurrency-limit/options.js';
+import { type FaultInjectionOptions, resolveFaultInjectionOptions } from '../layers/fault-injection/options.js';
+import { type RateLimitOptions, resolveRateLimitOptions } from '../layers/rate-limit/options.js';
+import type { RetryBudgetOptions } from '../layers/retry/budget.js';
+import { type RetryOptions, resolveRetryOptions } from '../layers/retry/options.js';
+import { resolveSplitOptions, type SplitOptions } from '../layers/split/options.js';
+import { resolveTimeoutOptions, type TimeoutOptions } from '../layers/timeout/options.js';
 import type { MeshConfig, ServiceConfig } from './schema.js';
 
 /** The policies in force for a service, or one of its routes: the route's fields over the service's. */
@@ -97,6 +110,188 @@ export function faultOf(config: MeshConfig, service: string, route?: string): Fa
   return options;
 }
 
+// Istio's names; RANDOM is the weighted random pick, uniform when endpoints weigh the same.
+const STRATEGIES = {
+  PEAK_EWMA: 'p2c-peak-ewma',
+  LEAST_REQUEST: 'p2c-least-request',
+  ROUND_ROBIN: 'round-robin',
+  RANDOM: 'weighted',
+} as const satisfies Record<string, BalanceOptions['strategy']>;
+
+/** Balance layer options from Istio's `loadBalancer.simple` (`RANDOM` picks at random by weight). */
+export function loadBalancerOf(config: MeshConfig, service: string): BalanceOptions | undefined {
+  const lb = policiesOf(config, service)?.loadBalancer;
+  return lb === undefined ? undefined : { strategy: STRATEGIES[lb.simple] };
+}
+
+/**
+ * Split layer options from Gateway API `backendRefs`, for a service or route: each ref's weight
+ * under its name. The names are the split's backends (`primary` is the wrapped service); a name
+ * the split was not built with is refused by that process's layer (`param-rejected`), since the
+ * document cannot know each process's backends.
+ */
+export function splitOf(config: MeshConfig, service: string, route?: string): SplitOptions | undefined {
+  const refs = policiesOf(config, service, route)?.backendRefs;
+  if (refs === undefined) return undefined;
+  // Object.fromEntries defines keys, so a ref named "__proto__" is a plain entry, never a prototype.
+  return { weights: Object.fromEntries(refs.map((ref) => [ref.name, ref.weight])) };
+}
+
+const HOST_PORT = /^\[?(.*?)\]?:(\d+)$/;
+
+/** Endpoints for {@link configDiscovery}: `configDiscovery(store, (c) => endpointsOf(c, 'users'))`. */
+export function endpointsOf(config: MeshConfig, service: string): EndpointInput[] | undefined {
+  const endpoints = policiesOf(config, service)?.endpoints;
+  if (endpoints === undefined) return undefined;
+  return endpoints.map((e) => {
+    // The schema allows only host:port (an IPv6 host in brackets), so the pattern matches.
+    const [, address = e.address, port] = HOST_PORT.exec(e.address) ?? [];
+    const input: { address: string; port: number; weight?: number; metadata?: Record<string, string> } = { address, port: Number(port) };
+    if (e.weight !== undefined) input.weight = e.weight;
+    if (e.metadata !== undefined) input.metadata = e.metadata;
+    return input;
+  });
+}
+
+/**
+ * How one document section reaches a layer: the selector that makes the layer's options, the
+ * layer's own check of them, and how that check's field names lead back to the document.
+ */
+export interface LayerSection {
+  /** The field prefix the check names its problems with. */
+  readonly layer: string;
+  /** Whether a route may override it (the selector then takes the route). */
+  readonly perRoute: boolean;
+  readonly select: (config: MeshConfig, service: string, route?: string) => unknown;
+  readonly check: (options: any, field: string) => unknown;
+  /**
+   * Option paths (dotted, after the prefix) to document paths: the longest that matches wins,
+   * `*` stands for one segment (carried over in order), `''` matches any path.
+   */
+  readonly fields: Readonly<Record<string, string>>;
+}
+
+/**
+ * Every section of the document that feeds a layer (or the discovery under the balancer).
+ * The document schema checks shape and ranges; these checks add what only the layer knows: its
+ * defaults (a backoff `max` below the default `base`), how it reads a value (`"5xx,,reset"`).
+ */
+export const LAYER_SECTIONS: readonly LayerSection[] = [
+  { layer: 'timeout', perRoute: true, select: timeoutOf, check: resolveTimeoutOptions, fields: { timeout: 'timeout' } },
+  {
+    layer: 'retry',
+    perRoute: true,
+    select: retryOf,
+    check: resolveRetryOptions,
+    fields: {
+      attempts: 'retries.attempts',
+      retryOn: 'retries.retryOn',
+      backoff: 'retries.backoff',
+      perTryTimeout: 'perTryTimeout',
+      budget: 'retryBudget',
+    },
+  },
+  { layer: 'faultInjection', perRoute: true, select: faultOf, check: resolveFaultInjectionOptions, fields: { '': 'fault' } },
+  {
+    layer: 'split',
+    perRoute: true,
+    select: splitOf,
+    check: (o: SplitOptions, field) => resolveSplitOptions(o, Object.keys(o.weights ?? {}), field),
+    fields: { weights: 'backendRefs', '': 'backendRefs' },
+  },
+  {
+    layer: 'circuitBreaker',
+    perRoute: false,
+    select: failureAccrualOf,
+    check: resolveCircuitBreakerOptions,
+    fields: {
+      consecutiveFailures: 'failureAccrual.maxFailures',
+      'backoff.min': 'failureAccrual.minPenalty',
+      'backoff.max': 'failureAccrual.maxPenalty',
+      'backoff.jitter': 'failureAccrual.jitterRatio',
+      '': 'failureAccrual',
+    },
+  },
+  {
+    layer: 'concurrencyLimit',
+    perRoute: false,
+    select: concurrencyLimitOf,
+    check: resolveConcurrencyLimitOptions,
+    fields: { max: 'concurrencyLimit.maxConcurrent', queue: 'concurrencyLimit.maxPending', '': 'concurrencyLimit' },
+  },
+  {
+    layer: 'rateLimit',
+    perRoute: false,
+    select: rateLimitOf,
+    check: resolveRateLimitOptions,
+    fields: { rate: 'rateLimit.tokensPerFill', interval: 'rateLimit.fillInterval', burst: 'rateLimit.maxTokens', '': 'rateLimit' },
+  },
+  {
+    layer: 'balance',
+    perRoute: false,
+    select: loadBalancerOf,
+    check: resolveBalanceOptions,
+    fields: { strategy: 'loadBalancer.simple', '': 'loadBalancer' },
+  },
+  {
+    layer: 'endpoints',
+    perRoute: false,
+    select: endpointsOf,
+    check: parseEndpoints,
+    fields: { '*.port': 'endpoints.*.address', '': 'endpoints' },
+  },
+];
+
+/** The document path (from the service or route) of an option path the layer named. */
+function documentPath(section: LayerSection, optionPath: string): string {
+  const rest = optionPath === section.layer ? [] : optionPath.slice(section.layer.length + 1).split('.');
+  let best: { key: string[]; to: string } | undefined;
+  for (const [written, to] of Object.entries(section.fields)) {
+    const key = written === '' ? [] : written.split('.');
+    const matches = key.length <= rest.length && key.every((segment, i) => segment === '*' || segment === rest[i]);
+    if (matches && (best === undefined || key.length > best.key.length)) best = { key, to };
+  }
+  if (best === undefined) return rest.join('.');
+  const { key, to } = best;
+  const wild = key.flatMap((segment, i) => (segment === '*' ? [rest[i] as string] : []));
+  return [to.replace(/\*/g, () => wild.shift() ?? '*'), ...rest.slice(key.length)].join('.');
+}
+
+/**
+ * What each layer would refuse in a document the schema accepted, by document path: every
+ * service, and every route for the sections a route may override. A problem a route inherits
+ * from its service is reported once, at the service.
+ */
+export function layerProblems(config: MeshConfig): OptionProblem[] {
+  const problems = new Map<string, OptionProblem>();
+  for (const [service, svc] of Object.entries(config.services)) {
+    const scopes: (string | undefined)[] = [undefined, ...Object.keys(svc.routes ?? {})];
+    for (const route of scopes) {
+      for (const section of LAYER_SECTIONS) {
+        if (route !== undefined && !section.perRoute) continue;
+        const options = section.select(config, service, route);
+        if (options === undefined) continue;
+        try {
+          section.check(options, section.layer);
+        } catch (error) {
+          if (!(error instanceof InvalidOptionError)) throw error;
+          // Layers name their fields in messages too ("must be at least retry.backoff.base").
+          const mentioned = new RegExp(`(?<![\\w.])${section.layer}(?:\\.[\\w-]+)+`, 'g');
+          for (const p of error.problems) {
+            const path = documentPath(section, p.field);
+            const top = path.split('.')[0] as string;
+            const own = route !== undefined && Object.hasOwn(svc.routes?.[route] ?? {}, top);
+            const field = ['services', service, ...(own ? ['routes', route] : []), path].join('.');
+            const message = p.message.replace(mentioned, (m) => documentPath(section, m));
+            problems.set(`${field}\n${message}`, { field, message });
+          }
+        }
+      }
+    }
+  }
+  return [...problems.values()];
+}
+
 /** Options of {@link configured}. */
 export interface ConfiguredOptions {
   /** A route of the service whose overrides apply. */
@@ -109,6 +304,8 @@ export interface ConfiguredOptions {
     concurrencyLimit?: ConcurrencyLimitOptions;
     rateLimit?: RateLimitOptions;
     fault?: FaultInjectionOptions;
+    balance?: BalanceOptions;
+    split?: SplitOptions;
   };
 }
 
@@ -125,6 +322,10 @@ export interface ConfiguredService {
   readonly rateLimit: LiveOptions<MeshConfig, RateLimitOptions>;
   /** For `faultInjection()`. */
   readonly fault: LiveOptions<MeshConfig, FaultInjectionOptions>;
+  /** For `balance()`, from `loadBalancer`. */
+  readonly balance: LiveOptions<MeshConfig, BalanceOptions>;
+  /** For `split()`, from `backendRefs` (the route's, when it has its own). */
+  readonly split: LiveOptions<MeshConfig, SplitOptions>;
   /** The raw policies in force, for layers configured by hand. */
   policies(): ServiceConfig | undefined;
 }
@@ -160,6 +361,8 @@ export function configured(store: ConfigStore<MeshConfig>, service: string, opti
     concurrencyLimit: live(store, (c: MeshConfig) => concurrencyLimitOf(c, service), fallback.concurrencyLimit),
     rateLimit: live(store, (c: MeshConfig) => rateLimitOf(c, service), fallback.rateLimit),
     fault: live(store, (c: MeshConfig) => faultOf(c, service, route), fallback.fault),
+    balance: live(store, (c: MeshConfig) => loadBalancerOf(c, service), fallback.balance),
+    split: live(store, (c: MeshConfig) => splitOf(c, service, route), fallback.split),
     policies: () => policiesOf(store.current.value, service, route),
   };
 }
