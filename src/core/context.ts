@@ -67,8 +67,15 @@ class CallExtras {
 export class CallContext {
   /** Absolute deadline in clock milliseconds; `Infinity` when none. Inner layers see what is left. */
   deadline = Number.POSITIVE_INFINITY;
-  /** 1 for the first attempt, 2 for the first retry, ... */
+  /** 1 for the first attempt, 2 for the first retry, ... A hedge keeps the number of the attempt it hedges. */
   attempt = 1;
+  /**
+   * 0 for an attempt of the call's own; `n` for the n-th hedge a hedge layer sent beside it. With
+   * {@link CallContext.attempt} it names an attempt uniquely, so a metrics or tracing hook tells a
+   * hedge from a retry: a retry's second attempt is attempt 2, hedge 0; the first hedge of the
+   * first attempt is attempt 1, hedge 1.
+   */
+  hedge = 0;
   /** The route the call was matched to, when a router or the caller set one. */
   route: string | undefined = undefined;
   /** The endpoint a balancer picked for the current attempt. */
@@ -239,12 +246,15 @@ export class CallContext {
   }
 
   /**
-   * A child context for a concurrent attempt (a hedge): same deadline, route and attributes,
-   * its own signal; cancelling this context cancels the child.
+   * A child context for a concurrent attempt (a hedge): same deadline, attempt, route and
+   * attributes, its own signal; cancelling this context cancels the child.
+   *
+   * @param hedge the child's {@link CallContext.hedge}: 0 (the default) keeps this context's.
    */
-  fork(): CallContext {
+  fork(hedge = 0): CallContext {
     const child = new CallContext(undefined, this.deadline);
     child.attempt = this.attempt;
+    child.hedge = hedge === 0 ? this.hedge : hedge;
     child.route = this.route;
     const x = this.#extras();
     const childExtras = child.#extras();

@@ -165,8 +165,11 @@ export class HedgeService<Req, Res> implements Service<Req, Res> {
     for (const child of call.running) child.cancel(reason);
   }
 
+  /** Starts an attempt on a fork of the call's context: the primary, or hedge number `call.hedges`. */
   #launch(call: HedgedCall, now: number): CallContext {
-    const child = call.ctx.fork();
+    // A hedge keeps the attempt number it hedges (a retry above owns that numbering) and is told
+    // apart by its own index, which hooks and events below see on the context.
+    const child = call.ctx.fork(call.hedges);
     call.running.push(child);
     void this.#attempt(call, child, now);
     return child;

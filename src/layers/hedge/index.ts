@@ -8,7 +8,11 @@
  *
  * Why it cannot storm: every hedge is withdrawn from a `RetryBudget` — the same one a
  * retry layer uses, when given the instance — so hedges add at most the budget's ratio of
- * extra load, and stop when a slow backend has used it up. A call whose first attempt fails
+ * extra load, and stop when a slow backend has used it up.
+ *
+ * How a hedge is named: it keeps the attempt number of the attempt it hedges (`ctx.attempt`,
+ * which a retry above owns) and carries its own index, `ctx.hedge` (1 for the first hedge, 0 for
+ * the primary), so metrics, tracing and events below tell a hedge from a retry. A call whose first attempt fails
  * before the delay is not hedged: the failure propagates (a retry above may handle it).
  *
  * Why it is cheap: the delay timer is an entry in the stack's shared deadline lists (no
@@ -34,7 +38,10 @@ export { type HedgeOptions, type HedgeParams, resolveHedgeOptions } from './opti
 
 declare module '../../core/events.js' {
   interface MeshEvents {
-    /** A hedge was sent: `hedge` is its number (1 for the first) after `delayMs`. */
+    /**
+     * A hedge was sent: `hedge` is its number (1 for the first) after `delayMs`, as the hedged
+     * attempt's `ctx.hedge`; `attempt` is the number of the attempt it hedges (its `ctx.attempt`).
+     */
     hedge: { service: string; attempt: number; hedge: number; delayMs: number };
     /** A hedge was due but not sent, and why. */
     'hedge-skipped': { service: string; attempt: number; reason: HedgeSkipReason };

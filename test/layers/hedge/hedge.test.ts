@@ -387,3 +387,32 @@ test('hedge: hedges and retries spend one shared budget; the builder shortcut ad
   await fn.close();
   assert.equal(clock.pendingTimers, 0);
 });
+
+test('hedge: a hedge keeps the attempt number and carries its own index; a retry above numbers attempts', async () => {
+  const { clock, mock, fn } = setup({ delay: '10ms', maxHedges: 1, budget: false }, (b) =>
+    b.retry({ attempts: 1, retryOn: ['error'], backoff: { base: '1ms', jitter: 'none' }, budget: false }),
+  );
+  const hedges: unknown[] = [];
+  fn.events.on('hedge', (e) => hedges.push(e));
+  const seen = observe(fn('a'));
+  await clock.advance(10);
+  assert.equal(mock.calls.length, 2);
+  for (const call of mock.pending.slice()) call.fail(new Error('down'));
+  await clock.advance(1); // the retry's backoff
+  await clock.advance(10); // the second attempt's hedge
+  assert.equal(mock.calls.length, 4);
+  mock.pending[0]!.respond('ok');
+  await flushMicrotasks();
+  assert.equal(seen.value, 'ok');
+  const names = mock.calls.map((c) => `${c.ctx.attempt}.${c.ctx.hedge}`);
+  assert.deepEqual(names, ['1.0', '1.1', '2.0', '2.1'], 'no two attempts share a name');
+  assert.deepEqual(
+    hedges.map((e) => [(e as { attempt: number }).attempt, (e as { hedge: number }).hedge]),
+    [
+      [1, 1],
+      [2, 1],
+    ],
+  );
+  await fn.close();
+  assert.equal(clock.pendingTimers, 0);
+});
