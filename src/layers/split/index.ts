@@ -9,6 +9,12 @@
  * split on the next call, with no rebuild. A pick costs one random number and a scan of a
  * handful of cumulative weights; rules read `ctx.attributes` only when there are rules.
  *
+ * Who closes what: a split owns what it wraps — closing the stack closes the primary, as every
+ * layer closes its inner service — but not the backends it is handed. Those are built by the
+ * caller and may be shared (one canary stack behind two splits, or also called directly), so
+ * closing one split must not break the others: the caller closes each backend once, when all
+ * its users are done.
+ *
  * Prior art: Linkerd's `HTTPRoute` backendRefs weights and SMI `TrafficSplit`; Istio's
  * `VirtualService` weighted routes and header matches; Flagger's canary steps.
  *
@@ -26,7 +32,10 @@ export { SplitService } from './split.js';
 
 /**
  * The split layer: `.split({ canary: canaryStack }, { weights: { primary: 95, canary: 5 } })`.
- * The backends are closed with the stack.
+ *
+ * @param backends services by name, besides the wrapped `primary`. They remain the caller's:
+ *   closing the stack closes the primary but leaves them open (they may be shared), so close
+ *   each of them yourself once nothing calls it.
  */
 export function split<Req, Res>(
   backends: Readonly<Record<string, Service<Req, Res>>>,

@@ -99,10 +99,14 @@ export class SplitService<Req, Res> implements Service<Req, Res> {
     );
   }
 
-  /** Closes the primary and every backend. */
+  /**
+   * Closes the primary (the rest of this stack) and refuses further calls. The other backends
+   * were handed in, not built here: they stay open, since another split or caller may use them;
+   * their owner closes them.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await Promise.all(this.#backends.map((b) => b.close?.()));
+    await this.#backends[0]?.close?.();
   }
 }

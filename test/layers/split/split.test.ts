@@ -33,7 +33,7 @@ test('weights are honoured within statistical error (seeded)', async () => {
   const [entry] = get.describe();
   assert.deepEqual((entry?.state as { calls: unknown } | undefined)?.calls, counts);
   await get.close();
-  assert.equal(canary.closed, true, 'backends close with the stack');
+  assert.equal(canary.closed, false, "a backend handed in is the caller's to close");
 });
 
 test('weights change live: blue/green switch from one snapshot to the next', async () => {
@@ -125,5 +125,21 @@ test('a canary split over two balancers: each backend is a whole stack with its 
   // Expected 100 of 400 for the canary, standard deviation ~8.7: ±50 is over 5 sigma.
   assert.ok(Math.abs((seen.get('canary c1 /x') ?? 0) - 100) < 50);
   await get.close();
-  assert.equal(canary.ready(), false, 'closing the split closed the canary stack');
+  assert.equal(canary.ready(), true, 'the canary stack was handed in: the caller closes it');
+  await canary.close();
+});
+
+test('closing a split closes its primary but not a backend shared with another split or called directly', async () => {
+  const shared = backend('canary');
+  const primary = backend('primary');
+  const only = { weights: { canary: 1 } };
+  const a = new ServiceBuilder({ name: 'a', registry: false }).split({ canary: shared }, only).build(primary);
+  const b = new ServiceBuilder({ name: 'b', registry: false }).split({ canary: shared }, only).service(async () => 'b');
+  await a.close?.();
+  assert.equal(primary.closed, true, 'the wrapped service is part of the stack: it closes with it');
+  assert.equal(shared.closed, false);
+  assert.equal(await b(), 'canary', 'the other split still reaches the shared backend');
+  await b.close();
+  assert.equal(shared.closed, false, 'nor does the last split close it: it was handed in');
+  assert.equal(await shared.call([], new CallContext()), 'canary', 'a direct caller still reaches it');
 });
