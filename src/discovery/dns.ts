@@ -7,7 +7,7 @@ import { InvalidOptionError } from '../core/errors.js';
 import type { EventHub } from '../core/events.js';
 import { duration, int, num, parseOptions } from '../core/validate.js';
 import { SetDiscovery, toEndpoint } from './base.js';
-import type { Endpoint } from './types.js';
+import type { Endpoint, EndpointInput } from './types.js';
 
 /** Options of {@link dnsDiscovery}. */
 export interface DnsDiscoveryOptions {
@@ -17,6 +17,8 @@ export interface DnsDiscoveryOptions {
   type?: 'A' | 'AAAA' | 'A+AAAA' | 'SRV';
   /** Port of every address (A/AAAA; SRV records carry their own). */
   port?: number;
+  /** SRV only: the address records asked for each target, as `type` for a name. Default `A+AAAA`. */
+  targetType?: 'A' | 'AAAA' | 'A+AAAA';
   /**
    * DNS servers to ask, as IP addresses with an optional port: `"10.0.0.53"`, `"10.0.0.53:5353"`,
    * `"fd00::53"`, `"[fd00::53]:5353"` (not host names: they would need a resolver themselves).
@@ -66,6 +68,7 @@ const schema = z.strictObject({
   name: z.string({ error: 'must be a DNS name' }).regex(/^[A-Za-z0-9_.-]{1,253}$/, { error: 'must be a DNS name' }),
   type: z.enum(['A', 'AAAA', 'A+AAAA', 'SRV'], { error: 'must be "A", "AAAA", "A+AAAA" or "SRV"' }).default('A'),
   port: int(1, 65535).optional(),
+  targetType: z.enum(['A', 'AAAA', 'A+AAAA'], { error: 'must be "A", "AAAA" or "A+AAAA"' }).optional(),
   servers: z
     .array(z.string({ error: SERVER_ERROR }).refine(isServerAddress, { error: SERVER_ERROR }), { error: 'must be a list of IP addresses' })
     .min(1, { error: 'must name at least one server' })
@@ -83,6 +86,24 @@ const schema = z.strictObject({
   random: z.custom<() => number>((v) => typeof v === 'function', { error: 'must be a function' }).optional(),
   events: z.custom<EventHub>((v) => typeof (v as EventHub)?.emit === 'function', { error: 'must be an EventHub' }).optional(),
 });
+
+/** Which address records to ask for. */
+type AddressType = 'A' | 'AAAA' | 'A+AAAA';
+
+interface AddressRecord {
+  readonly address: string;
+  /** Seconds; `undefined` for an SRV target written as an IP address. */
+  readonly ttl: number | undefined;
+}
+
+/**
+ * SRV targets resolved at once, at most. Why a bound: a service with hundreds of targets would
+ * otherwise put hundreds of queries (two per target for `A+AAAA`) on the wire in one burst,
+ * which resolvers rate-limit or drop; why not one at a time: the lookup would take the sum of
+ * the targets' round trips, and one slow target would hold back every other.
+ * @internal exported for tests.
+ */
+export const SRV_TARGET_CONCURRENCY = 8;
 
 /** Resolver codes that mean "the name has no such records": an empty answer, not a failure. */
 const EMPTY_CODES = new Set(['ENODATA', 'ENOTFOUND']);
@@ -104,11 +125,17 @@ function isEmptyAnswer(error: unknown): boolean {
  * kept; an empty answer (NODATA/NXDOMAIN, or SRV targets without addresses) is suspect — one
  * flapping resolver must not remove every endpoint — and is only believed after `emptyAnswers`
  * consecutive empties spanning `emptyGrace`. Every timer runs on the given {@link Clock}, one
- * at a time, and `close()` cancels the query in flight.
+ * at a time, and `close()` cancels the queries in flight.
  *
- * `node:dns` does not expose SRV record TTLs: for SRV the interval is the smallest TTL of the
- * targets' address records, else `maxTtl`. Of SRV records only the lowest priority is used
- * (higher ones are backups, RFC 2782); the SRV weight becomes the endpoint weight.
+ * With `A+AAAA` (for a name, or for SRV targets by default) one family without records is no
+ * error, but a family whose query fails fails the lookup: half an answer would remove the other
+ * family's endpoints.
+ *
+ * Of SRV records only the lowest priority is used (higher ones are backups, RFC 2782); the SRV
+ * weight becomes the endpoint weight. Each target name is resolved once (`targetType` records),
+ * several at a time, and one target failing fails the lookup as above. `node:dns` does not
+ * expose SRV record TTLs: for SRV the interval is the smallest TTL of the address records used,
+ * else `maxTtl`.
  */
 export class DnsDiscovery extends SetDiscovery {
   readonly kind = 'dns';
@@ -128,6 +155,8 @@ export class DnsDiscovery extends SetDiscovery {
     super(parsed.source ?? parsed.name, parsed.events);
     if (parsed.type !== 'SRV' && parsed.port === undefined)
       throw new InvalidOptionError('dns.port', `is required for ${parsed.type} records`);
+    if (parsed.type !== 'SRV' && parsed.targetType !== undefined)
+      throw new InvalidOptionError('dns.targetType', `applies to SRV records only (type is "${parsed.type}")`);
     if (parsed.minTtl > parsed.maxTtl)
       throw new InvalidOptionError('dns.minTtl', `must not exceed maxTtl (${formatDuration(parsed.maxTtl)})`);
     this.#options = parsed;
@@ -159,6 +188,7 @@ export class DnsDiscovery extends SetDiscovery {
       ...super.describe(),
       name: o.name,
       type: o.type,
+      ...(o.type === 'SRV' ? { targetType: o.targetType ?? 'A+AAAA' } : {}),
       ttl: this.#lastTtlMs === undefined ? 'unknown' : formatDuration(this.#lastTtlMs),
       nextLookupIn: Number.isNaN(this.#nextAt) ? 'none' : formatDuration(Math.max(0, this.#nextAt - this.#clock.now())),
       bounds: { minTtl: formatDuration(o.minTtl), maxTtl: formatDuration(o.maxTtl) },
@@ -233,51 +263,77 @@ export class DnsDiscovery extends SetDiscovery {
   async #resolve(): Promise<Answer> {
     const { type, name, port } = this.#options;
     if (type === 'SRV') return this.#resolveSrv();
-    if (type === 'A') return addresses(await this.#resolver.resolve4(name, { ttl: true }), port);
-    if (type === 'AAAA') return addresses(await this.#resolver.resolve6(name, { ttl: true }), port);
-    const [v4, v6] = await Promise.allSettled([this.#resolver.resolve4(name, { ttl: true }), this.#resolver.resolve6(name, { ttl: true })]);
+    return answerOf((await this.#addresses(name, type)).map((record) => ({ ...record, port })));
+  }
+
+  /** The address records of `name`; none when it has none (NODATA, NXDOMAIN). */
+  async #addresses(name: string, type: AddressType): Promise<readonly AddressRecord[]> {
+    const resolver = this.#resolver;
+    if (type !== 'A+AAAA') {
+      try {
+        return await (type === 'A' ? resolver.resolve4(name, { ttl: true }) : resolver.resolve6(name, { ttl: true }));
+      } catch (error) {
+        if (isEmptyAnswer(error)) return [];
+        throw error;
+      }
+    }
+    const [v4, v6] = await Promise.allSettled([resolver.resolve4(name, { ttl: true }), resolver.resolve6(name, { ttl: true })]);
     for (const outcome of [v4, v6]) if (outcome.status === 'rejected' && !isEmptyAnswer(outcome.reason)) throw outcome.reason;
-    const records = [...(v4.status === 'fulfilled' ? v4.value : []), ...(v6.status === 'fulfilled' ? v6.value : [])];
-    return addresses(records, port);
+    return [...(v4.status === 'fulfilled' ? v4.value : []), ...(v6.status === 'fulfilled' ? v6.value : [])];
   }
 
   async #resolveSrv(): Promise<Answer> {
     const records = await this.#resolver.resolveSrv(this.#options.name);
-    if (records.length === 0) return { endpoints: [], ttlMs: undefined };
     let best = Number.POSITIVE_INFINITY;
     for (const r of records) if (r.priority < best) best = r.priority;
     const chosen = records.filter((r) => r.priority === best);
-    const endpoints: Endpoint[] = [];
-    let ttlMs: number | undefined;
+    const resolved = await this.#resolveTargets([...new Set(chosen.filter((r) => isIP(r.name) === 0).map((r) => r.name))]);
+    const found: Found[] = [];
     for (const srv of chosen) {
-      let targets: { address: string; ttl: number | undefined }[];
-      if (isIP(srv.name) !== 0) targets = [{ address: srv.name, ttl: undefined }];
-      else {
+      const targets = isIP(srv.name) !== 0 ? [{ address: srv.name, ttl: undefined }] : (resolved.get(srv.name) ?? []);
+      const metadata = { target: srv.name, priority: srv.priority, srvWeight: srv.weight };
+      for (const target of targets) found.push({ ...target, port: srv.port, weight: Math.max(1, srv.weight), metadata });
+    }
+    return answerOf(found);
+  }
+
+  /**
+   * The address records of each name, {@link SRV_TARGET_CONCURRENCY} names at a time. After a
+   * failure no further name is started, but the lookup still waits for those in flight, so no
+   * query outlives it (`idle()` means idle) and none rejects unobserved; the first failure is
+   * then the lookup's.
+   */
+  async #resolveTargets(names: readonly string[]): Promise<Map<string, readonly AddressRecord[]>> {
+    const type = this.#options.targetType ?? 'A+AAAA';
+    const found = new Map<string, readonly AddressRecord[]>();
+    let next = 0;
+    let failure: { error: unknown } | undefined;
+    const worker = async (): Promise<void> => {
+      while (next < names.length && failure === undefined && !this.closed) {
+        const name = names[next++] as string;
         try {
-          targets = await this.#resolver.resolve4(srv.name, { ttl: true });
+          found.set(name, await this.#addresses(name, type));
         } catch (error) {
-          if (!isEmptyAnswer(error)) throw error;
-          targets = [];
+          failure ??= { error };
         }
       }
-      for (const target of targets) {
-        if (target.ttl !== undefined) ttlMs = Math.min(ttlMs ?? Number.POSITIVE_INFINITY, target.ttl * 1000);
-        const metadata = { target: srv.name, priority: srv.priority, srvWeight: srv.weight };
-        endpoints.push(toEndpoint({ address: target.address, port: srv.port, weight: Math.max(1, srv.weight), metadata }));
-      }
-    }
-    return { endpoints, ttlMs };
+    };
+    const workers: Promise<void>[] = [];
+    for (let i = 0; i < Math.min(SRV_TARGET_CONCURRENCY, names.length); i++) workers.push(worker());
+    await Promise.all(workers);
+    if (failure !== undefined) throw failure.error;
+    return found;
   }
 }
 
-function addresses(records: readonly { address: string; ttl: number }[], port: number | undefined): Answer {
+/** An address found, with what its endpoint gets. */
+type Found = EndpointInput & AddressRecord;
+
+/** The endpoints of the addresses found, and the smallest TTL among them. */
+function answerOf(found: readonly Found[]): Answer {
   let ttl = Number.POSITIVE_INFINITY;
-  const endpoints: Endpoint[] = [];
-  for (const record of records) {
-    if (record.ttl < ttl) ttl = record.ttl;
-    endpoints.push(toEndpoint({ address: record.address, port }));
-  }
-  return { endpoints, ttlMs: endpoints.length === 0 ? undefined : ttl * 1000 };
+  for (const record of found) if (record.ttl !== undefined && record.ttl < ttl) ttl = record.ttl;
+  return { endpoints: found.map(toEndpoint), ttlMs: ttl === Number.POSITIVE_INFINITY ? undefined : ttl * 1000 };
 }
 
 /** Periodic DNS discovery: `dnsDiscovery({ name: 'users.internal', port: 8080 })`. */

@@ -14,34 +14,49 @@ export interface DnsServer {
   readonly address: string;
   /** Questions received, as `TYPE name`. */
   readonly queries: string[];
-  /** The reply to a question, or `'drop'` to leave it unanswered. */
-  answer: (question: Question) => DnsReply | 'drop';
+  /**
+   * The reply to a question, or `'drop'` to leave it unanswered; a promise of either holds the
+   * reply back until the test settles it (a slow target, queries held in flight).
+   */
+  answer: (question: Question) => Reply | Promise<Reply>;
   close(): Promise<void>;
 }
 
-export async function startDnsServer(answer: (question: Question) => DnsReply | 'drop' = () => ({})): Promise<DnsServer> {
+type Reply = DnsReply | 'drop';
+
+export async function startDnsServer(answer: DnsServer['answer'] = () => ({})): Promise<DnsServer> {
   const socket = dgram.createSocket('udp4');
+  let closed = false;
   const server: DnsServer = {
     address: '',
     queries: [],
     answer,
-    close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
+    close: () => {
+      closed = true;
+      return new Promise<void>((resolve) => socket.close(() => resolve()));
+    },
   };
   socket.on('message', (message, remote) => {
     const query = packet.decode(message);
     const question = query.questions?.[0] as Question;
     server.queries.push(`${question.type} ${question.name}`);
     const reply = server.answer(question);
-    if (reply === 'drop') return;
-    const response = packet.encode({
-      id: query.id,
-      type: 'response',
-      // dns-packet takes the response code from the low bits of the flags.
-      flags: packet.RECURSION_DESIRED | packet.RECURSION_AVAILABLE | RCODES[reply.rcode ?? 'NOERROR'],
-      questions: query.questions,
-      answers: reply.answers ?? [],
-    });
-    socket.send(response, remote.port, remote.address);
+    if (reply instanceof Promise) void reply.then(send);
+    else send(reply);
+
+    function send(reply: Reply): void {
+      // A reply held back past close() has nowhere to go.
+      if (reply === 'drop' || closed) return;
+      const response = packet.encode({
+        id: query.id,
+        type: 'response',
+        // dns-packet takes the response code from the low bits of the flags.
+        flags: packet.RECURSION_DESIRED | packet.RECURSION_AVAILABLE | RCODES[reply.rcode ?? 'NOERROR'],
+        questions: query.questions,
+        answers: reply.answers ?? [],
+      });
+      socket.send(response, remote.port, remote.address);
+    }
   });
   await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
   (server as { address: string }).address = `127.0.0.1:${socket.address().port}`;

@@ -3,6 +3,7 @@ import { after, before, test } from 'node:test';
 import type { Question } from 'dns-packet';
 import { ServiceBuilder } from '../../src/builder/index.js';
 import type { InvalidOptionError, NoEndpointsError } from '../../src/core/errors.js';
+import { SRV_TARGET_CONCURRENCY } from '../../src/discovery/dns.js';
 import { type Changeset, DnsDiscovery, type DnsDiscoveryOptions, dnsDiscovery } from '../../src/discovery/index.js';
 import { Readiness } from '../../src/layers/readiness/index.js';
 import { VirtualClock } from '../../src/testing/index.js';
@@ -131,6 +132,130 @@ test('SRV: lowest priority targets, their ports and weights, TTL of the target a
   assert.deepEqual(a?.metadata, { target: 'a.test', priority: 10, srvWeight: 5 });
   assert.equal(clock.nextTimerAt, 6650, 'smallest target TTL, 7s, minus 5%');
   await d.close();
+});
+
+/** SRV records at priority 10 for `targets`, ports 9001, 9002, ... in order, weight 1. */
+function srvRecords(name: string, ...targets: string[]): DnsReply {
+  return {
+    answers: targets.map((target, i) => ({
+      type: 'SRV',
+      name,
+      ttl: 60,
+      class: 'IN',
+      data: { priority: 10, weight: 1, port: 9001 + i, target },
+    })),
+  };
+}
+
+test('SRV: the A and AAAA records of each target, as for A+AAAA; the smallest TTL of the records used', async () => {
+  let records: Record<string, { A?: DnsReply; AAAA?: DnsReply }> = {
+    'a.test': { A: aRecords('a.test', 30, '10.1.0.1'), AAAA: aaaaRecords('a.test', 12, 'fd00::1') },
+    'b.test': { AAAA: aaaaRecords('b.test', 40, 'fd00::2') },
+    'c.test': { A: { rcode: 'NXDOMAIN' }, AAAA: { rcode: 'NXDOMAIN' } },
+  };
+  dns.answer = (q) => (q.type === 'SRV' ? srvRecords(q.name, 'a.test', 'b.test', 'c.test') : (records[q.name]?.[q.type as 'A'] ?? {}));
+  const { d, clock, next, ids } = await resolve({ name: '_http._tcp.users.test', type: 'SRV', port: undefined });
+  assert.deepEqual(ids(), ['10.1.0.1:9001', '[fd00::1]:9001', '[fd00::2]:9002'], 'c.test has no addresses: it adds nothing');
+  assert.deepEqual(d.endpoints().get('[fd00::2]:9002')?.metadata, { target: 'b.test', priority: 10, srvWeight: 1 });
+  assert.equal(clock.nextTimerAt, 11_400, "a.test's AAAA TTL, 12s, minus 5%");
+  assert.equal(d.stats.errors + d.stats.empty, 0);
+  // A failing family of one target fails the lookup: the last good set stays.
+  records = { ...records, 'b.test': { AAAA: { rcode: 'SERVFAIL' } } };
+  await next();
+  assert.equal(d.stats.errors, 1);
+  assert.equal((d.status().lastError as { code?: string }).code, 'ESERVFAIL');
+  assert.deepEqual(ids(), ['10.1.0.1:9001', '[fd00::1]:9001', '[fd00::2]:9002']);
+  // No target with an address is a (suspect) empty answer.
+  records = {};
+  await next();
+  assert.equal(d.stats.empty, 1);
+  assert.deepEqual(ids(), ['10.1.0.1:9001', '[fd00::1]:9001', '[fd00::2]:9002'], 'kept: one empty answer is suspect');
+  await d.close();
+  assert.equal(clock.pendingTimers, 0);
+});
+
+test('SRV: targetType "A" asks targets for A records only; it is refused for other types', async () => {
+  dns.answer = (q) =>
+    q.type === 'SRV'
+      ? srvRecords(q.name, 'a.test')
+      : q.type === 'A'
+        ? aRecords(q.name, 30, '10.1.0.1')
+        : aaaaRecords(q.name, 30, 'fd00::1');
+  const asked = dns.queries.length;
+  const { d, ids } = await resolve({ name: '_http._tcp.users.test', type: 'SRV', port: undefined, targetType: 'A' });
+  assert.deepEqual(ids(), ['10.1.0.1:9001']);
+  assert.deepEqual(dns.queries.slice(asked), ['SRV _http._tcp.users.test', 'A a.test']);
+  assert.equal(d.describe().targetType, 'A');
+  await d.close();
+  assert.throws(() => dnsDiscovery({ name: 'users.test', port: 80, targetType: 'A' }), /dns\.targetType: applies to SRV records only/);
+});
+
+test('SRV: targets are resolved concurrently: a slow target does not hold back the others', async () => {
+  let release = () => {};
+  const slow = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const answered = new Set<string>();
+  dns.answer = (q) => {
+    if (q.type === 'SRV') return srvRecords(q.name, 'slow.test', 'b.test', 'c.test');
+    if (q.name === 'slow.test') return slow.then(() => aRecords(q.name, 30, '10.2.0.1'));
+    answered.add(`${q.type} ${q.name}`);
+    // slow.test is answered only once both families of the two others have been: one target at a
+    // time would never get there and time out.
+    if (answered.size === 4) release();
+    return q.type === 'A' ? aRecords(q.name, 30, q.name === 'b.test' ? '10.2.0.2' : '10.2.0.3') : {};
+  };
+  const { d, ids } = await resolve({ name: '_http._tcp.users.test', type: 'SRV', port: undefined });
+  release();
+  assert.deepEqual(ids(), ['10.2.0.1:9001', '10.2.0.2:9002', '10.2.0.3:9003']);
+  assert.equal(d.stats.errors, 0);
+  await d.close();
+});
+
+test(`SRV: at most ${SRV_TARGET_CONCURRENCY} targets are resolved at once`, async () => {
+  const targets = Array.from({ length: SRV_TARGET_CONCURRENCY + 4 }, (_, i) => `t${i}.test`);
+  const unanswered = new Map<string, number>();
+  let most = 0;
+  dns.answer = (q) => {
+    if (q.type === 'SRV') return srvRecords(q.name, ...targets);
+    unanswered.set(q.name, (unanswered.get(q.name) ?? 0) + 1);
+    most = Math.max(most, unanswered.size);
+    // Answered a turn later, so that every query already sent is counted before any answer.
+    return new Promise((resolve) =>
+      setImmediate(() => {
+        const left = (unanswered.get(q.name) as number) - 1;
+        if (left === 0) unanswered.delete(q.name);
+        else unanswered.set(q.name, left);
+        resolve(q.type === 'A' ? aRecords(q.name, 30, `10.3.0.${q.name.slice(1, -5)}`) : {});
+      }),
+    );
+  };
+  const { d, ids } = await resolve({ name: '_http._tcp.users.test', type: 'SRV', port: undefined });
+  assert.equal(ids().length, targets.length);
+  assert.ok(most <= SRV_TARGET_CONCURRENCY, `${most} targets in flight at once`);
+  await d.close();
+});
+
+test('SRV: close() while targets are in flight cancels them and starts no other target', async () => {
+  const targets = Array.from({ length: SRV_TARGET_CONCURRENCY + 4 }, (_, i) => `t${i}.test`);
+  let asked = () => {};
+  const targetAsked = new Promise<void>((resolve) => {
+    asked = resolve;
+  });
+  dns.answer = (q) => {
+    if (q.type === 'SRV') return srvRecords(q.name, ...targets);
+    asked();
+    return 'drop';
+  };
+  const before = dns.queries.length;
+  const d = dnsDiscovery({ name: '_http._tcp.users.test', type: 'SRV', servers: [dns.address], lookupTimeout: '10s', tries: 1 });
+  await targetAsked;
+  const started = performance.now();
+  await d.close();
+  assert.ok(performance.now() - started < 1000, 'close() does not wait for the targets to time out');
+  const targetQueries = dns.queries.slice(before).filter((q) => !q.startsWith('SRV'));
+  assert.ok(targetQueries.length <= 2 * SRV_TARGET_CONCURRENCY, `${targetQueries.length} target queries`);
+  assert.equal(d.stats.errors, 0, 'a cancelled lookup is not reported as an error');
 });
 
 test('A+AAAA: both families asked and merged, the smaller TTL wins; one family empty is no error', async () => {
