@@ -9,6 +9,8 @@
  * @module
  */
 
+import { refusingReplay } from '../shared/outbound.js';
+
 /** Default replay buffer: 64 KiB, linkerd2-proxy's. */
 export const DEFAULT_REPLAY_LIMIT = 64 * 1024;
 
@@ -37,6 +39,36 @@ function sizeOf(body: unknown, limit: number): number | undefined {
   if (body instanceof URLSearchParams) return sizeOf(body.toString(), limit);
   if (body instanceof Blob) return body.size;
   return undefined;
+}
+
+/**
+ * The replay state of one logical request, which each HTTP client integration's request
+ * extends: why it must not be sent again, and whether its body can go out once only.
+ */
+export class Replayable {
+  /** Why the request must not be retried (a method, a body over the limit); `undefined` if it may be. */
+  refusal: string | undefined = undefined;
+  /** The body is a stream sent as it is read: it can go out on one attempt only. */
+  oneShot = false;
+  /** A one-shot body has gone out: no later attempt (a hedge, which keeps attempt 1) may send it. */
+  sent = false;
+
+  /**
+   * Claims the one send of a one-shot body: the error to reject an attempt with when it has
+   * gone out already. A retry never comes here (the request is refused), but a hedge above
+   * sends on a fork, still attempt 1, and a drained stream must not go out empty or truncated.
+   */
+  claimSend(): Error | undefined {
+    if (!this.oneShot) return undefined;
+    if (this.sent) return new Error(`sidecarless: ${this.refusal ?? 'one-shot body'}: not sent again`);
+    this.sent = true;
+    return undefined;
+  }
+
+  /** An attempt's outcome, marked not replayable when the request is refused. */
+  marked<T>(promise: Promise<T>): Promise<T> {
+    return refusingReplay(promise, this.refusal);
+  }
 }
 
 /** Whether a body is a stream or async iterable, which can be read once only. */

@@ -40,4 +40,5 @@ export type { OutboundHandle, OutboundOptions } from '../shared/outbound.js';
 export { DEFAULT_REPLAY_LIMIT } from './body.js';
 export { type MeshInterceptorOptions, meshInterceptor } from './interceptor.js';
 export { type FetchInput, type FetchRoute, type MeshFetch, type MeshFetchOptions, meshFetch } from './mesh-fetch.js';
+export type { HttpClientOptions, HttpOutboundOptions } from './options.js';
 export { type MeshRequest, type MeshRequestOptions, meshRequest } from './request.js';

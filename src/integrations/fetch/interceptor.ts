@@ -3,29 +3,16 @@ import { z } from 'zod';
 import type { Clock } from '../../core/clock.js';
 import { CallContext, isNeverAborted } from '../../core/context.js';
 import type { LayerDescription, Service, StackEnv } from '../../core/service.js';
-import { int, parseOptions } from '../../core/validate.js';
-import { appendHeader, DEADLINE_HEADER, httpClassifier, IDEMPOTENT_METHODS } from '../shared/http.js';
-import { buildOutbound, type OutboundHandle, type OutboundOptions, outboundShape, refuseReplay } from '../shared/outbound.js';
-import { type BodyPlan, DEFAULT_REPLAY_LIMIT, isStream, planBody, planStreamBody } from './body.js';
+import { parseOptions } from '../../core/validate.js';
+import { appendHeader, deadlineHeaderValue, httpClassifier, methodRefusal } from '../shared/http.js';
+import { buildOutbound, type OutboundHandle } from '../shared/outbound.js';
+import { type BodyPlan, isStream, planBody, planStreamBody, Replayable } from './body.js';
+import { type HttpOutboundOptions, httpOutboundShape } from './options.js';
 
-const schema = z.strictObject({
-  ...outboundShape,
-  retryNonIdempotent: z.boolean({ error: 'must be true or false' }).default(false),
-  replayBuffer: int(0, 16 * 1024 * 1024).default(DEFAULT_REPLAY_LIMIT),
-  deadlineHeader: z
-    .union([z.literal(false), z.string().regex(/^[a-z0-9-]+$/i)], { error: 'must be a header name or false' })
-    .default(DEADLINE_HEADER),
-});
+const schema = z.strictObject(httpOutboundShape);
 
 /** Options of {@link meshInterceptor}. */
-export interface MeshInterceptorOptions extends OutboundOptions {
-  /** Retry POST, PATCH, ... too. Default false. */
-  retryNonIdempotent?: boolean;
-  /** Bytes of request body that may be replayed. Default 64 KiB. */
-  replayBuffer?: number;
-  /** Header carrying the remaining deadline in ms; `false` for none. Default `x-sidecarless-deadline-ms`. */
-  deadlineHeader?: string | false;
-}
+export type MeshInterceptorOptions = HttpOutboundOptions;
 
 type Controller = Dispatcher.DispatchController;
 type Handler = Dispatcher.DispatchHandler;
@@ -172,20 +159,18 @@ class OuterCall implements Controller {
 }
 
 /** One logical request: mutable, as its body is only planned once a stream has been read. */
-interface DispatchRequest {
-  dispatch: Dispatcher['dispatch'];
+class DispatchRequest extends Replayable {
+  readonly dispatch: Dispatcher['dispatch'];
   opts: Dispatcher.DispatchOptions;
-  outer: OuterCall;
-  refusal: string | undefined;
+  readonly outer: OuterCall;
   /** The body is a stream (or iterable) still to be read into the replay buffer. */
-  streamed: boolean;
-  /**
-   * The body is a stream sent as it is read (the rest of one over the limit, or one that is not
-   * buffered at all): it can be sent on one attempt only.
-   */
-  oneShot: boolean;
-  /** A one-shot body has gone out: no later attempt (a hedge, which keeps attempt 1) may send it. */
-  sent: boolean;
+  streamed = false;
+  constructor(dispatch: Dispatcher['dispatch'], opts: Dispatcher.DispatchOptions, outer: OuterCall) {
+    super();
+    this.dispatch = dispatch;
+    this.opts = opts;
+    this.outer = outer;
+  }
 }
 
 class DispatchService implements Service<DispatchRequest, Attempt> {
@@ -205,12 +190,8 @@ class DispatchService implements Service<DispatchRequest, Attempt> {
     });
     req.outer.current = attempt;
     if (ctx.cancelled) return Promise.reject(ctx.cancelReason);
-    // Never retried, but a hedge above sends it again on a fork (still attempt 1): a drained
-    // stream must not go out as an empty or truncated body.
-    if (req.oneShot) {
-      if (req.sent) return Promise.reject(new Error(`sidecarless: ${req.refusal ?? 'one-shot body'}: not sent again`));
-      req.sent = true;
-    }
+    const sentAlready = req.claimSend();
+    if (sentAlready !== undefined) return Promise.reject(sentAlready);
     // Abort the dispatch when the context's signal fires: a deadline, a hedge that lost, a
     // cancelled call. The caller's own abort reaches the current attempt through the outer
     // call, so the outer context without a deadline is not asked for a signal (on the common
@@ -222,22 +203,10 @@ class DispatchService implements Service<DispatchRequest, Attempt> {
     }
     let opts = req.opts;
     if (this.#header !== false && ctx.deadline !== Number.POSITIVE_INFINITY) {
-      const remaining = String(Math.max(0, Math.floor(ctx.deadline - this.#clock.now())));
-      opts = { ...opts, headers: appendHeader(opts.headers, this.#header, remaining) };
+      opts = { ...opts, headers: appendHeader(opts.headers, this.#header, deadlineHeaderValue(ctx.deadline, this.#clock.now())) };
     }
     req.dispatch(opts, attempt as unknown as Handler);
-    if (req.refusal === undefined) return promise;
-    const reason = req.refusal;
-    return promise.then(
-      (value) => {
-        refuseReplay(value, reason);
-        return value;
-      },
-      (error: unknown) => {
-        refuseReplay(error, reason);
-        throw error;
-      },
-    );
+    return req.marked(promise);
   }
 
   describe(): LayerDescription[] {
@@ -251,13 +220,6 @@ function discardAttempt(result: unknown): void {
   attempt.discarded = true;
   attempt.chunks = [];
   attempt.abort(new Error('sidecarless: response discarded for a retry'));
-}
-
-/** Why a request must not be retried, judged before its body is read; `undefined` if it may be. */
-function refusalOf(opts: Dispatcher.DispatchOptions, retryNonIdempotent: boolean): string | undefined {
-  const method = opts.method.toUpperCase();
-  if (!retryNonIdempotent && !IDEMPOTENT_METHODS.has(method)) return `${method} is not idempotent (set retryNonIdempotent to retry it)`;
-  return undefined;
 }
 
 /**
@@ -294,18 +256,16 @@ export function meshInterceptor(options: MeshInterceptorOptions = {}): Dispatche
       const ctx = new CallContext();
       const outer = new OuterCall(handler, ctx);
       handler.onRequestStart?.(outer, {});
-      let refusal = refusalOf(opts, retryNonIdempotent);
-      let streamed = false;
-      let oneShot = false;
-      if (refusal === undefined && mayRetry) {
+      const req = new DispatchRequest(dispatch, opts, outer);
+      req.refusal = methodRefusal(opts.method.toUpperCase(), retryNonIdempotent);
+      if (req.refusal === undefined && mayRetry) {
         const plan = planBody(opts.body, limit);
-        if (plan === undefined) streamed = true;
-        else refusal = plan.refusal;
+        if (plan === undefined) req.streamed = true;
+        else req.refusal = plan.refusal;
       } else {
         // Streamed through unread: it can go out once only.
-        oneShot = isStream(opts.body);
+        req.oneShot = isStream(opts.body);
       }
-      const req: DispatchRequest = { dispatch, opts, outer, refusal, streamed, oneShot, sent: false };
       void outer.run(service, req, limit);
       return true;
     };

@@ -2,11 +2,12 @@ import { z } from 'zod';
 import type { Clock } from '../../core/clock.js';
 import { CallContext, isNeverAborted } from '../../core/context.js';
 import type { LayerDescription, Service, StackEnv } from '../../core/service.js';
-import { int, parseOptions } from '../../core/validate.js';
+import { parseOptions } from '../../core/validate.js';
 import { baseUrlOf, endpointDiscovery } from '../shared/endpoints.js';
-import { DEADLINE_HEADER, httpClassifier, IDEMPOTENT_METHODS } from '../shared/http.js';
-import { buildOutbound, type OutboundHandle, type OutboundOptions, outboundShape, refuseReplay } from '../shared/outbound.js';
-import { type BodyPlan, DEFAULT_REPLAY_LIMIT, planBody, planStreamBody } from './body.js';
+import { deadlineHeaderValue, httpClassifier, methodRefusal } from '../shared/http.js';
+import { buildOutbound, type OutboundHandle } from '../shared/outbound.js';
+import { planBody, planStreamBody, Replayable } from './body.js';
+import { type HttpClientOptions, httpClientShape } from './options.js';
 
 /** What `fetch` takes as its first argument: a URL string, a `URL` or a `Request`. */
 export type FetchInput = Parameters<typeof fetch>[0];
@@ -24,26 +25,11 @@ export interface FetchRoute {
 }
 
 /** Options of {@link meshFetch}. */
-export interface MeshFetchOptions extends OutboundOptions {
+export interface MeshFetchOptions extends HttpClientOptions {
   /** The fetch to call. Default `globalThis.fetch` (read once, at build time). */
   fetch?: typeof fetch;
-  /** Retry POST, PATCH, ... too. Default false: only idempotent methods are retried. */
-  retryNonIdempotent?: boolean;
   /** Per-route settings, first match wins. */
   routes?: readonly FetchRoute[];
-  /** Bytes of request body kept for replay. Default 65,536 (64 KiB). */
-  replayBuffer?: number;
-  /** Header carrying the remaining deadline in ms; `false` to send none. Default `x-sidecarless-deadline-ms`. */
-  deadlineHeader?: string | false;
-  /**
-   * Base URLs (`http://10.0.0.7:8080`) of the service's endpoints, static shorthand for
-   * `discovery`: each attempt goes to one of them through the balance layer (P2C over
-   * peak-EWMA); the caller's URL keeps only its path and query (`fetch('http://users/v1/u/42')`
-   * or `fetch('/v1/u/42')`).
-   */
-  endpoints?: readonly string[];
-  /** Count 4xx (other than 408/429) as failures. Default false. */
-  clientErrorsAreFailures?: boolean;
 }
 
 /** The function {@link meshFetch} returns: `fetch`'s signature, plus the stack's handles. */
@@ -57,31 +43,21 @@ const route = z.strictObject({
 });
 
 const schema = z.strictObject({
-  ...outboundShape,
+  ...httpClientShape,
   fetch: z.custom<typeof fetch>((v) => typeof v === 'function', { error: 'must be a fetch function' }).optional(),
-  retryNonIdempotent: z.boolean({ error: 'must be true or false' }).default(false),
   routes: z.array(route).optional(),
-  replayBuffer: int(0, 16 * 1024 * 1024).default(DEFAULT_REPLAY_LIMIT),
-  deadlineHeader: z
-    .union([z.literal(false), z.string().regex(/^[a-z0-9-]+$/i, { error: 'must be a header name' })], {
-      error: 'must be a header name or false',
-    })
-    .default(DEADLINE_HEADER),
-  endpoints: z.array(z.string(), { error: 'must be a list of base URLs' }).optional(),
-  clientErrorsAreFailures: z.boolean({ error: 'must be true or false' }).default(false),
 });
 
 /** One logical request as it travels down the stack. */
-class FetchRequest {
+class FetchRequest extends Replayable {
   input: FetchInput;
   init: RequestInit | undefined;
   /** Path and query, when balancing over endpoints. */
   path = '';
-  plan: BodyPlan | undefined = undefined;
-  refusal: string | undefined = undefined;
-  /** A one-shot body has gone out: no later attempt (a hedge, which keeps attempt 1) may send it. */
-  sent = false;
+  /** The body each attempt sends in place of the caller's (buffered, or a stream sent once). */
+  body: RequestInit['body'] | undefined = undefined;
   constructor(input: FetchInput, init: RequestInit | undefined) {
+    super();
     this.input = input;
     this.init = init;
   }
@@ -107,46 +83,29 @@ class FetchService implements Service<FetchRequest, Response> {
   call(req: FetchRequest, ctx: CallContext): Promise<Response> {
     let init = req.init;
     const signal = ctx.signal;
-    const plan = req.plan;
+    const body = req.body;
     const hasDeadline = this.#header !== false && ctx.deadline !== Number.POSITIVE_INFINITY;
-    if (plan?.oneShot) {
-      // Never retried, but a hedge above sends it again on a fork: a stream goes out once.
-      if (req.sent) return Promise.reject(new Error(`sidecarless: ${req.refusal ?? 'one-shot body'}: not sent again`));
-      req.sent = true;
-    }
+    const sentAlready = req.claimSend();
+    if (sentAlready !== undefined) return Promise.reject(sentAlready);
     // A signal that never fires (nothing can abort the call) is pointless to pass on.
-    if ((signal !== init?.signal && !isNeverAborted(signal)) || plan?.body !== undefined || hasDeadline) {
+    if ((signal !== init?.signal && !isNeverAborted(signal)) || body !== undefined || hasDeadline) {
       init = { ...init, signal };
-      if (plan?.body !== undefined) {
-        init.body = plan.body;
-        if (plan.oneShot) (init as { duplex?: string }).duplex = 'half';
+      if (body !== undefined) {
+        init.body = body;
+        if (req.oneShot) (init as { duplex?: string }).duplex = 'half';
       }
       if (hasDeadline) {
         const headers = new Headers(init.headers ?? (req.input instanceof Request ? req.input.headers : undefined));
-        headers.set(this.#header as string, String(Math.max(0, Math.floor(ctx.deadline - this.#clock.now()))));
+        headers.set(this.#header as string, deadlineHeaderValue(ctx.deadline, this.#clock.now()));
         init.headers = headers;
       }
     }
-    const promise = this.#fetch(this.#base === undefined ? req.input : this.#base + req.path, init);
-    return req.refusal === undefined ? promise : markRefused(promise, req.refusal);
+    return req.marked(this.#fetch(this.#base === undefined ? req.input : this.#base + req.path, init));
   }
 
   describe(): LayerDescription[] {
     return [{ layer: 'fetch', params: { deadlineHeader: this.#header, base: this.#base ?? 'caller' } }];
   }
-}
-
-function markRefused(promise: Promise<Response>, reason: string): Promise<Response> {
-  return promise.then(
-    (response) => {
-      refuseReplay(response, reason);
-      return response;
-    },
-    (error: unknown) => {
-      refuseReplay(error, reason);
-      throw error;
-    },
-  );
 }
 
 /** Cancels the body of a response that will be retried, so its connection is freed. */
@@ -231,22 +190,22 @@ export function meshFetch(options: MeshFetchOptions = {}): MeshFetch {
         break;
       }
     }
-    if (!retryNonIdempotent && !IDEMPOTENT_METHODS.has(method)) {
-      req.refusal = `${method} is not idempotent (set retryNonIdempotent to retry it)`;
-    }
+    req.refusal = methodRefusal(method, retryNonIdempotent);
     const plan = planBody(body, limit);
     if (plan !== undefined) {
-      if (plan.refusal !== undefined) req.refusal ??= plan.refusal;
+      req.refusal ??= plan.refusal;
       return start(req, ctx, signal !== undefined);
     }
     if (req.refusal !== undefined || !mayRetry) {
       // Never replayed: the stream goes out as it is read, once, under the call's signal.
-      req.plan = { body: body as ReadableStream<Uint8Array>, refusal: undefined, oneShot: true };
+      req.body = body as ReadableStream<Uint8Array>;
+      req.oneShot = true;
       return start(req, ctx, signal !== undefined);
     }
     return planStreamBody(body as ReadableStream<Uint8Array>, limit).then((streamPlan) => {
-      req.plan = streamPlan;
-      if (streamPlan.refusal !== undefined) req.refusal ??= streamPlan.refusal;
+      if (streamPlan.body !== undefined) req.body = streamPlan.body;
+      req.oneShot = streamPlan.oneShot;
+      req.refusal ??= streamPlan.refusal;
       return start(req, ctx, signal !== undefined);
     });
   };

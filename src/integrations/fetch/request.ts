@@ -4,56 +4,36 @@ import { z } from 'zod';
 import type { Clock } from '../../core/clock.js';
 import { CallContext, isNeverAborted } from '../../core/context.js';
 import type { LayerDescription, Service, StackEnv } from '../../core/service.js';
-import { int, parseOptions } from '../../core/validate.js';
+import { parseOptions } from '../../core/validate.js';
 import { baseUrlOf, endpointDiscovery } from '../shared/endpoints.js';
-import { appendHeader, DEADLINE_HEADER, httpClassifier, IDEMPOTENT_METHODS } from '../shared/http.js';
-import { buildOutbound, type OutboundHandle, type OutboundOptions, outboundShape, refuseReplay } from '../shared/outbound.js';
-import { DEFAULT_REPLAY_LIMIT, planBody, planStreamBody } from './body.js';
+import { appendHeader, deadlineHeaderValue, httpClassifier, methodRefusal } from '../shared/http.js';
+import { buildOutbound, type OutboundHandle } from '../shared/outbound.js';
+import { planBody, planStreamBody, Replayable } from './body.js';
+import { type HttpClientOptions, httpClientShape } from './options.js';
 
 type RequestOptions = Omit<Dispatcher.RequestOptions, 'origin' | 'path' | 'method'> & Partial<Pick<Dispatcher.RequestOptions, 'method'>>;
 type UndiciRequest = (url: string | URL, options?: RequestOptions) => Promise<Dispatcher.ResponseData>;
 
 /** Options of {@link meshRequest}. */
-export interface MeshRequestOptions extends OutboundOptions {
+export interface MeshRequestOptions extends HttpClientOptions {
   /** undici's `request` (or a compatible one). Default: `request` of the installed `undici`. */
   request?: UndiciRequest;
-  /** Retry POST, PATCH, ... too. Default false. */
-  retryNonIdempotent?: boolean;
-  /** Bytes of request body kept for replay. Default 64 KiB. */
-  replayBuffer?: number;
-  /** Header carrying the remaining deadline in ms; `false` for none. */
-  deadlineHeader?: string | false;
-  /** Base URLs to balance over (see `meshFetch`). */
-  endpoints?: readonly string[];
-  /** Count 4xx (other than 408/429) as failures. Default false. */
-  clientErrorsAreFailures?: boolean;
 }
 
 /** undici's `request` through the stack, plus the stack's handles. */
 export type MeshRequest = ((url: string | URL, options?: RequestOptions) => Promise<Dispatcher.ResponseData>) & OutboundHandle;
 
 const schema = z.strictObject({
-  ...outboundShape,
+  ...httpClientShape,
   request: z.custom<UndiciRequest>((v) => typeof v === 'function', { error: 'must be a function' }).optional(),
-  retryNonIdempotent: z.boolean({ error: 'must be true or false' }).default(false),
-  replayBuffer: int(0, 16 * 1024 * 1024).default(DEFAULT_REPLAY_LIMIT),
-  deadlineHeader: z
-    .union([z.literal(false), z.string().regex(/^[a-z0-9-]+$/i)], { error: 'must be a header name or false' })
-    .default(DEADLINE_HEADER),
-  endpoints: z.array(z.string(), { error: 'must be a list of base URLs' }).optional(),
-  clientErrorsAreFailures: z.boolean({ error: 'must be true or false' }).default(false),
 });
 
-class UndiciCall {
+class UndiciCall extends Replayable {
   url: string | URL;
   options: RequestOptions | undefined;
   path = '';
-  refusal: string | undefined = undefined;
-  /** The body is a stream sent as it is read: it can go out on one attempt only. */
-  oneShot = false;
-  /** A one-shot body has gone out: no later attempt (a hedge, which keeps attempt 1) may send it. */
-  sent = false;
   constructor(url: string | URL, options: RequestOptions | undefined) {
+    super();
     this.url = url;
     this.options = options;
   }
@@ -76,30 +56,15 @@ class RequestService implements Service<UndiciCall, Dispatcher.ResponseData> {
     let options = req.options;
     const signal = ctx.signal;
     const hasDeadline = this.#header !== false && ctx.deadline !== Number.POSITIVE_INFINITY;
-    if (req.oneShot) {
-      // Never retried, but a hedge above sends it again on a fork: a stream goes out once.
-      if (req.sent) throw new Error(`sidecarless: ${req.refusal ?? 'one-shot body'}: not sent again`);
-      req.sent = true;
-    }
+    const sentAlready = req.claimSend();
+    if (sentAlready !== undefined) throw sentAlready;
     // A signal that never fires (nothing can abort the call) is pointless to pass on.
     if ((signal !== options?.signal && !isNeverAborted(signal)) || hasDeadline) {
       options = { ...options, signal };
-      if (hasDeadline) {
-        options.headers = appendHeader(
-          options.headers,
-          this.#header as string,
-          String(Math.max(0, Math.floor(ctx.deadline - this.#clock.now()))),
-        );
-      }
+      if (hasDeadline)
+        options.headers = appendHeader(options.headers, this.#header as string, deadlineHeaderValue(ctx.deadline, this.#clock.now()));
     }
-    try {
-      const response = await this.#request(this.#base === undefined ? req.url : this.#base + req.path, options);
-      if (req.refusal !== undefined) refuseReplay(response, req.refusal);
-      return response;
-    } catch (error) {
-      if (req.refusal !== undefined) refuseReplay(error, req.refusal);
-      throw error;
-    }
+    return req.marked(this.#request(this.#base === undefined ? req.url : this.#base + req.path, options));
   }
 
   describe(): LayerDescription[] {
@@ -142,8 +107,7 @@ export function meshRequest(options: MeshRequestOptions = {}): MeshRequest {
       else return Promise.reject(new TypeError(`Invalid URL: ${text}`));
     }
     const method = requestOptions?.method?.toUpperCase() ?? 'GET';
-    if (!parsed.retryNonIdempotent && !IDEMPOTENT_METHODS.has(method))
-      req.refusal = `${method} is not idempotent (set retryNonIdempotent to retry it)`;
+    req.refusal = methodRefusal(method, parsed.retryNonIdempotent);
     const signal = (requestOptions?.signal ?? undefined) as AbortSignal | undefined;
     const ctx = new CallContext(signal);
     const plan = planBody(requestOptions?.body, limit);

@@ -16,8 +16,25 @@ import { isRetryableHttpStatus } from '../../core/status.js';
  */
 export const DEADLINE_HEADER = 'x-sidecarless-deadline-ms';
 
+/**
+ * The value of {@link DEADLINE_HEADER} for a call whose deadline is `deadline` when it is `now`
+ * (both clock milliseconds): the whole milliseconds left, never negative.
+ */
+export function deadlineHeaderValue(deadline: number, now: number): string {
+  return String(Math.max(0, Math.floor(deadline - now)));
+}
+
 /** Methods RFC 9110 calls idempotent: safe to send twice. */
 export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/**
+ * Why a request with `method` (uppercase) must not be retried, or `undefined` when it may be:
+ * only idempotent methods are, unless `retryNonIdempotent` says otherwise.
+ */
+export function methodRefusal(method: string, retryNonIdempotent: boolean): string | undefined {
+  if (retryNonIdempotent || IDEMPOTENT_METHODS.has(method)) return undefined;
+  return `${method} is not idempotent (set retryNonIdempotent to retry it)`;
+}
 
 /** Options of {@link httpClassifier}. */
 export interface HttpClassifierOptions {

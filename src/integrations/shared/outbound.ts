@@ -85,11 +85,28 @@ export interface OutboundHandle {
  * innermost service marks them; the guarded `retryOn` reads the mark. A WeakMap, so a response
  * the caller drops is not kept alive.
  */
-export const refusals = new WeakMap<object, string>();
+const refusals = new WeakMap<object, string>();
 
-/** Marks an outcome as not replayable (see {@link refusals}). */
-export function refuseReplay(outcome: unknown, reason: string): void {
+function refuseReplay(outcome: unknown, reason: string): void {
   if (typeof outcome === 'object' && outcome !== null) refusals.set(outcome, reason);
+}
+
+/**
+ * `promise`, whose outcome (response or error) is marked in {@link refusals} as not to be sent
+ * again, for `reason`; `promise` itself when there is no reason.
+ */
+export function refusingReplay<T>(promise: Promise<T>, reason: string | undefined): Promise<T> {
+  if (reason === undefined) return promise;
+  return promise.then(
+    (value) => {
+      refuseReplay(value, reason);
+      return value;
+    },
+    (error: unknown) => {
+      refuseReplay(error, reason);
+      throw error;
+    },
+  );
 }
 
 /** Wraps `retryOn` so that outcomes marked in {@link refusals} are never retried, and say why. */
