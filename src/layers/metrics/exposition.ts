@@ -26,23 +26,123 @@ export interface MetricFamily {
   readonly samples: Sample[];
 }
 
-/** Metric names, shared by the exposition, the OpenTelemetry bridge and the tests. */
-export const METRIC_NAMES = {
-  requests: 'sidecarless_requests_total',
-  latency: 'sidecarless_response_latency_seconds',
-  inFlight: 'sidecarless_requests_in_flight',
-  retries: 'sidecarless_retries_total',
-  events: 'sidecarless_layer_events_total',
-  refusals: 'sidecarless_refusals_total',
-  circuitState: 'sidecarless_circuit_state',
-  endpointPending: 'sidecarless_endpoint_pending',
-  endpointEwma: 'sidecarless_endpoint_rtt_ewma_seconds',
-  endpointState: 'sidecarless_endpoint_state',
-} as const;
+/** How OpenTelemetry publishes a family: instrument name, unit and kind. */
+export interface OtelForm {
+  readonly name: string;
+  readonly unit: string;
+  /**
+   * `counter`, `up-down-counter` and `gauge` carry the Prometheus samples as they are;
+   * `quantiles` stands for a histogram, which OpenTelemetry cannot observe asynchronously: a
+   * gauge of the recent p50/p95/p99 per service and scope (`quantile` attribute) instead.
+   */
+  readonly instrument: 'counter' | 'up-down-counter' | 'gauge' | 'quantiles';
+}
+
+/** One family as both expositions know it: the single description they are built from. */
+export interface FamilyDescription {
+  readonly key: string;
+  /** Prometheus name. */
+  readonly name: string;
+  readonly help: string;
+  readonly type: MetricFamily['type'];
+  readonly otel: OtelForm;
+}
+
+/**
+ * Every family, in the order {@link collectFamilies} returns them: Prometheus text, the
+ * prom-client collectors and the OpenTelemetry instruments are all made from this list, so a
+ * family added here reaches all three.
+ */
+export const FAMILIES = [
+  {
+    key: 'requests',
+    name: 'sidecarless_requests_total',
+    help: 'Settled requests by route, endpoint, classification and status.',
+    type: 'counter',
+    otel: { name: 'sidecarless.requests', unit: '{request}', instrument: 'counter' },
+  },
+  {
+    key: 'latency',
+    name: 'sidecarless_response_latency_seconds',
+    help: 'Response latency in seconds (Linkerd buckets).',
+    type: 'histogram',
+    otel: { name: 'sidecarless.response.latency', unit: 'ms', instrument: 'quantiles' },
+  },
+  {
+    key: 'inFlight',
+    name: 'sidecarless_requests_in_flight',
+    help: 'Requests in flight.',
+    type: 'gauge',
+    otel: { name: 'sidecarless.requests.in_flight', unit: '{request}', instrument: 'up-down-counter' },
+  },
+  {
+    key: 'retries',
+    name: 'sidecarless_retries_total',
+    help: 'Retry decisions per route: retries sent and failures not retried, by reason.',
+    type: 'counter',
+    otel: { name: 'sidecarless.retries', unit: '{decision}', instrument: 'counter' },
+  },
+  {
+    key: 'events',
+    name: 'sidecarless_layer_events_total',
+    help: 'Events of other layers (breaker, shedding, rate limit, hedge, timeout).',
+    type: 'counter',
+    otel: { name: 'sidecarless.layer.events', unit: '{event}', instrument: 'counter' },
+  },
+  {
+    key: 'refusals',
+    name: 'sidecarless_refusals_total',
+    help: 'Calls refused or ended by a mesh layer (load shed, rate limit, open circuit, timeout, no endpoints), by route and error code.',
+    type: 'counter',
+    otel: { name: 'sidecarless.refusals', unit: '{request}', instrument: 'counter' },
+  },
+  {
+    key: 'circuitState',
+    name: 'sidecarless_circuit_state',
+    help: 'Circuit breakers in each state (closed, open, half-open, isolated): 1 for the state a lone breaker is in.',
+    type: 'gauge',
+    otel: { name: 'sidecarless.circuit.state', unit: '{breaker}', instrument: 'gauge' },
+  },
+  {
+    key: 'endpointPending',
+    name: 'sidecarless_endpoint_pending',
+    help: 'Calls in flight per balancer endpoint.',
+    type: 'gauge',
+    otel: { name: 'sidecarless.endpoint.pending', unit: '{request}', instrument: 'gauge' },
+  },
+  {
+    key: 'endpointEwma',
+    name: 'sidecarless_endpoint_rtt_ewma_seconds',
+    help: 'Peak-EWMA round-trip estimate per balancer endpoint, in seconds (the load the balancer compares).',
+    type: 'gauge',
+    otel: { name: 'sidecarless.endpoint.rtt_ewma', unit: 's', instrument: 'gauge' },
+  },
+  {
+    key: 'endpointState',
+    name: 'sidecarless_endpoint_state',
+    help: "Balancer endpoints in each state (active = ready, ejected, probing, removed = draining): 1 for the endpoint's state.",
+    type: 'gauge',
+    otel: { name: 'sidecarless.endpoint.state', unit: '{endpoint}', instrument: 'gauge' },
+  },
+  {
+    key: 'discoveryErrors',
+    name: 'sidecarless_discovery_errors_total',
+    help: 'Failed lookups of the discovery feeding each balancer (the last good endpoint set stays in force), by discovery source.',
+    type: 'counter',
+    otel: { name: 'sidecarless.discovery.errors', unit: '{lookup}', instrument: 'counter' },
+  },
+] as const satisfies readonly FamilyDescription[];
+
+type FamilyKey = (typeof FAMILIES)[number]['key'];
+
+/** Metric names by family, shared by the exposition, the OpenTelemetry bridge and the tests. */
+export const METRIC_NAMES = Object.freeze(Object.fromEntries(FAMILIES.map((f) => [f.key, f.name]))) as {
+  readonly [F in (typeof FAMILIES)[number] as F['key']]: F['name'];
+};
 
 const LE = [...LATENCY_BUCKETS_MS.map((ms) => String(ms / 1000)), '+Inf'];
 
-/** The families of a set of metrics layers. */
+/** The families of a set of metrics layers, in the order of {@link FAMILIES}. */
 export function collectFamilies(states: Iterable<MetricsState>): MetricFamily[] {
   // Iterated twice (counters, then layer states): a one-shot iterable must not run dry.
   const list = [...states];
@@ -82,54 +182,20 @@ export function collectFamilies(states: Iterable<MetricsState>): MetricFamily[] 
     }
   }
   const gauges = collectLayerGauges(list);
-  // In the order of METRIC_NAMES: the prom-client collectors find their family by index.
-  return [
-    {
-      name: METRIC_NAMES.requests,
-      help: 'Settled requests by route, endpoint, classification and status.',
-      type: 'counter',
-      samples: requests,
-    },
-    { name: METRIC_NAMES.latency, help: 'Response latency in seconds (Linkerd buckets).', type: 'histogram', samples: latency },
-    { name: METRIC_NAMES.inFlight, help: 'Requests in flight.', type: 'gauge', samples: inFlight },
-    {
-      name: METRIC_NAMES.retries,
-      help: 'Retry decisions per route: retries sent and failures not retried, by reason.',
-      type: 'counter',
-      samples: retries,
-    },
-    {
-      name: METRIC_NAMES.events,
-      help: 'Events of other layers (breaker, shedding, rate limit, hedge, timeout).',
-      type: 'counter',
-      samples: events,
-    },
-    {
-      name: METRIC_NAMES.refusals,
-      help: 'Calls refused or ended by a mesh layer (load shed, rate limit, open circuit, timeout, no endpoints), by route and error code.',
-      type: 'counter',
-      samples: refusals,
-    },
-    {
-      name: METRIC_NAMES.circuitState,
-      help: 'Circuit breakers in each state (closed, open, half-open, isolated): 1 for the state a lone breaker is in.',
-      type: 'gauge',
-      samples: gauges.circuit,
-    },
-    { name: METRIC_NAMES.endpointPending, help: 'Calls in flight per balancer endpoint.', type: 'gauge', samples: gauges.pending },
-    {
-      name: METRIC_NAMES.endpointEwma,
-      help: 'Peak-EWMA round-trip estimate per balancer endpoint, in seconds (the load the balancer compares).',
-      type: 'gauge',
-      samples: gauges.ewma,
-    },
-    {
-      name: METRIC_NAMES.endpointState,
-      help: "Balancer endpoints in each state (active = ready, ejected, probing, removed = draining): 1 for the endpoint's state.",
-      type: 'gauge',
-      samples: gauges.endpointState,
-    },
-  ];
+  const samples: Record<FamilyKey, Sample[]> = {
+    requests,
+    latency,
+    inFlight,
+    retries,
+    events,
+    refusals,
+    circuitState: gauges.circuit,
+    endpointPending: gauges.pending,
+    endpointEwma: gauges.ewma,
+    endpointState: gauges.endpointState,
+    discoveryErrors: gauges.discoveryErrors,
+  };
+  return FAMILIES.map((f) => ({ name: f.name, help: f.help, type: f.type, samples: samples[f.key] }));
 }
 
 const escapeLabel = (value: string): string => value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
@@ -184,8 +250,7 @@ export function registerCollectors(prom: PromRegistryLike, source: () => MetricF
     }
     return cached;
   };
-  const names = Object.values(METRIC_NAMES);
-  const collectors = names.map((name, index) => ({
+  const collectors = FAMILIES.map(({ name }, index) => ({
     name,
     help: '',
     type: '',

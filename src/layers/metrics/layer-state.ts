@@ -1,7 +1,8 @@
 /**
- * Breaker states and endpoint load as gauges, read at scrape time from the `describe()` of the
- * layers a metrics layer wraps — never counted on the hot path, and never by reaching into a
- * layer (a layer does not touch another's state; descriptions are the public face).
+ * Breaker states and endpoint load as gauges, and discovery errors as a counter, read at scrape
+ * time from the `describe()` of the layers a metrics layer wraps — never counted on the hot
+ * path, and never by reaching into a layer (a layer does not touch another's state;
+ * descriptions are the public face).
  *
  * Which stacks: each stack's outermost metrics layer reports the breakers and balancers it
  * wraps (put the call-scope layer outermost, as the module doc says, and it sees them all). A
@@ -10,8 +11,10 @@
  *
  * What is read: any layer whose name mentions a circuit or breaker and whose `state.state` is a
  * breaker state; any layer with `state.endpoints` (a list of `{ id | address, state, pending,
- * ewmaMs }`, as the balancer describes them). Unknown fields are skipped, so a hand-written
- * layer that describes itself differently costs a missing gauge, not a failed scrape.
+ * ewmaMs }`, as the balancer describes them); any layer with `state.discovery` holding a
+ * `source` name and an `errors` count (a discovery's own description). Unknown fields are
+ * skipped, so a hand-written layer that describes itself differently costs a missing gauge,
+ * not a failed scrape.
  *
  * @module
  */
@@ -26,7 +29,7 @@ export const CIRCUIT_STATES = ['closed', 'open', 'half-open', 'isolated'] as con
 /** Balancer endpoint states, one gauge series each (`sidecarless_endpoint_state`); `active` is ready. */
 export const ENDPOINT_STATES = ['active', 'ejected', 'probing', 'removed'] as const;
 
-/** The layer-state gauges of a set of metrics layers, as samples of their families. */
+/** What is read from the layers' descriptions at scrape time, as samples of their families. */
 export interface LayerGauges {
   /** `{service, state}`: breakers in that state (1 for the one a single breaker is in, else 0). */
   readonly circuit: Sample[];
@@ -36,6 +39,12 @@ export interface LayerGauges {
   readonly ewma: Sample[];
   /** `{service, endpoint, state}`: 1 for the endpoint's state, else 0 (the overflow row counts). */
   readonly endpointState: Sample[];
+  /**
+   * `{service, discovery}`: failed lookups of the discovery (by its source name) feeding a
+   * balancer — the discovery's own `stats.errors`, as the balancer describes it, so an error
+   * is counted whatever event hub the discovery publishes its `discovery-error` on.
+   */
+  readonly discoveryErrors: Sample[];
 }
 
 interface EndpointRow {
@@ -54,6 +63,7 @@ interface EndpointRow {
 export function collectLayerGauges(states: Iterable<MetricsState>): LayerGauges {
   const circuits = new Map<string, number[]>();
   const endpoints = new Map<string, Map<string, EndpointRow>>();
+  const discoveryErrors = new Map<string, Map<string, number>>();
   for (const state of states) {
     const describe = state.layerStates;
     if (describe === undefined) continue;
@@ -79,9 +89,22 @@ export function collectLayerGauges(states: Iterable<MetricsState>): LayerGauges 
         if (rows === undefined) endpoints.set(state.service, (rows = new Map()));
         addEndpoints(rows, s.endpoints, state.maxEndpoints);
       }
+      const discovery = s.discovery as { source?: unknown; errors?: unknown } | null | undefined;
+      if (
+        discovery !== null &&
+        typeof discovery === 'object' &&
+        typeof discovery.source === 'string' &&
+        typeof discovery.errors === 'number'
+      ) {
+        let sources = discoveryErrors.get(state.service);
+        if (sources === undefined) discoveryErrors.set(state.service, (sources = new Map()));
+        // One discovery feeding two balancers of a service (two stacks of one name sharing a DNS
+        // source) is described twice with the same count: taken once, not summed.
+        sources.set(discovery.source, Math.max(sources.get(discovery.source) ?? 0, discovery.errors));
+      }
     }
   }
-  const out: LayerGauges = { circuit: [], pending: [], ewma: [], endpointState: [] };
+  const out: LayerGauges = { circuit: [], pending: [], ewma: [], endpointState: [], discoveryErrors: [] };
   for (const [service, counts] of circuits) {
     CIRCUIT_STATES.forEach((name, i) => {
       out.circuit.push({ suffix: '', labels: { service, state: name }, value: counts[i] as number });
@@ -96,6 +119,9 @@ export function collectLayerGauges(states: Iterable<MetricsState>): LayerGauges 
         out.endpointState.push({ suffix: '', labels: { ...labels, state: name }, value: row.states[i] as number });
       });
     }
+  }
+  for (const [service, sources] of discoveryErrors) {
+    for (const [discovery, value] of sources) out.discoveryErrors.push({ suffix: '', labels: { service, discovery }, value });
   }
   return out;
 }

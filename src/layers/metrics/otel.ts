@@ -1,86 +1,85 @@
 /**
  * OpenTelemetry metrics through `@opentelemetry/api`, with observable instruments only: the SDK
  * calls back at each collection and we report our counters, so the hot path never touches
- * OpenTelemetry. OpenTelemetry has no asynchronous histogram, so latency goes out as a gauge of
- * the recent percentiles (`quantile` attribute); the full histogram stays in Prometheus. Breaker
- * and endpoint states are observable gauges read from the layers' descriptions at collection.
+ * OpenTelemetry. The instruments are made from the same family list as the Prometheus
+ * exposition (`FAMILIES` in `exposition.ts`) and observe the same samples, so both views carry
+ * the same families. OpenTelemetry has no asynchronous histogram, so latency goes out as a gauge
+ * of the recent percentiles (`quantile` attribute); the full histogram stays in Prometheus.
+ *
+ * The batch callback holds the registry: it is registered only while the registry has metrics
+ * layers, so once the last one is closed the meter lets go of it (and collections stop calling
+ * into an empty registry).
  *
  * @module
  */
 
 import { type BatchObservableResult, createNoopMeter, type Meter, metrics, type Observable } from '@opentelemetry/api';
-import { collectLayerGauges } from './layer-state.js';
-import type { MetricsRegistry } from './registry.js';
-import { RETRY_OUTCOMES } from './state.js';
+import { collectFamilies, FAMILIES } from './exposition.js';
+import type { MetricsState } from './state.js';
 
 /** The part of an OpenTelemetry `MeterProvider` we use. */
 export interface MeterProviderLike {
   getMeter(name: string, version?: string): Meter;
 }
 
-const NoopMeter = createNoopMeter().constructor;
+/** What the bridge reads: the registry's layers and its windowed snapshot. */
+export interface OtelSource {
+  readonly states: readonly MetricsState[];
+  snapshot(): readonly { service: string; scope: string; latencyMs: Readonly<Record<'p50' | 'p95' | 'p99', number | null>> }[];
+}
 
-/** See {@link MetricsRegistry.bindOpenTelemetry}. */
-export function bindOpenTelemetry(registry: MetricsRegistry, provider?: MeterProviderLike): (() => void) | undefined {
+/** The registration of a source's callback on one meter, which can be withdrawn and made again. */
+export interface OtelBinding {
+  /** Registers the callback (idempotent). */
+  attach(): void;
+  /** Withdraws the callback (idempotent): the meter keeps no reference to the source. */
+  detach(): void;
+}
+
+const NoopMeter = createNoopMeter().constructor;
+const QUANTILES = ['p50', 'p95', 'p99'] as const;
+
+/**
+ * The instruments of every family on `provider`'s (default: the global one's) `sidecarless`
+ * meter, and a callback observing them; not yet attached. `undefined` when no provider is
+ * registered.
+ */
+export function bindOpenTelemetry(source: OtelSource, provider?: MeterProviderLike): OtelBinding | undefined {
   const meter = (provider ?? metrics.getMeterProvider()).getMeter('sidecarless');
   if (meter instanceof NoopMeter) return undefined;
-  const requests = meter.createObservableCounter('sidecarless.requests', { description: 'Settled requests.', unit: '{request}' });
-  const inFlight = meter.createObservableUpDownCounter('sidecarless.requests.in_flight', {
-    description: 'Requests in flight.',
-    unit: '{request}',
+  const instruments: Observable[] = FAMILIES.map(({ help, otel }) => {
+    const options = { description: help, unit: otel.unit };
+    if (otel.instrument === 'counter') return meter.createObservableCounter(otel.name, options);
+    if (otel.instrument === 'up-down-counter') return meter.createObservableUpDownCounter(otel.name, options);
+    return meter.createObservableGauge(otel.name, options);
   });
-  const retries = meter.createObservableCounter('sidecarless.retries', { description: 'Retry decisions by outcome.', unit: '{decision}' });
-  const latency = meter.createObservableGauge('sidecarless.response.latency', {
-    description: 'Recent response latency percentiles (10 s window).',
-    unit: 'ms',
-  });
-  const circuit = meter.createObservableGauge('sidecarless.circuit.state', {
-    description: 'Circuit breakers in each state: 1 for the state a lone breaker is in.',
-    unit: '{breaker}',
-  });
-  const pending = meter.createObservableGauge('sidecarless.endpoint.pending', {
-    description: 'Calls in flight per balancer endpoint.',
-    unit: '{request}',
-  });
-  const ewma = meter.createObservableGauge('sidecarless.endpoint.rtt_ewma', {
-    description: 'Peak-EWMA round-trip estimate per balancer endpoint.',
-    unit: 's',
-  });
-  const endpointState = meter.createObservableGauge('sidecarless.endpoint.state', {
-    description: 'Balancer endpoints in each state (active = ready, ejected, probing, removed): 1 for the endpoint state.',
-    unit: '{endpoint}',
-  });
-  const observables: Observable[] = [requests, inFlight, retries, latency, circuit, pending, ewma, endpointState];
   const callback = (result: BatchObservableResult): void => {
-    const states = registry.states;
-    for (const state of states) {
-      for (const route of state.routes) {
-        result.observe(inFlight, route.inFlight, route.labels);
-        for (const series of route.series) result.observe(requests, series.count, series.labels);
-        if (state.scope === 'call') {
-          RETRY_OUTCOMES.forEach((outcome, i) => {
-            result.observe(retries, route.retries[i] as number, { ...route.labels, outcome });
-          });
+    const families = collectFamilies(source.states);
+    FAMILIES.forEach(({ otel }, i) => {
+      const instrument = instruments[i] as Observable;
+      if (otel.instrument === 'quantiles') {
+        for (const stats of source.snapshot()) {
+          for (const quantile of QUANTILES) {
+            const value = stats.latencyMs[quantile];
+            if (value !== null) result.observe(instrument, value, { service: stats.service, scope: stats.scope, quantile });
+          }
         }
+        return;
       }
-    }
-    const gauges = collectLayerGauges(states);
-    for (const [instrument, samples] of [
-      [circuit, gauges.circuit],
-      [pending, gauges.pending],
-      [ewma, gauges.ewma],
-      [endpointState, gauges.endpointState],
-    ] as const) {
-      for (const sample of samples) result.observe(instrument, sample.value, sample.labels);
-    }
-    for (const stats of registry.snapshot()) {
-      const attrs = { service: stats.service, scope: stats.scope };
-      for (const q of ['p50', 'p95', 'p99'] as const) {
-        const value = stats.latencyMs[q];
-        if (value !== null) result.observe(latency, value, { ...attrs, quantile: q });
-      }
-    }
+      for (const sample of (families[i] as (typeof families)[number]).samples) result.observe(instrument, sample.value, sample.labels);
+    });
   };
-  meter.addBatchObservableCallback(callback, observables);
-  return () => meter.removeBatchObservableCallback(callback, observables);
+  let attached = false;
+  return {
+    attach() {
+      if (attached) return;
+      attached = true;
+      meter.addBatchObservableCallback(callback, instruments);
+    },
+    detach() {
+      if (!attached) return;
+      attached = false;
+      meter.removeBatchObservableCallback(callback, instruments);
+    },
+  };
 }

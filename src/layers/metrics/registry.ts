@@ -7,7 +7,7 @@ import {
   renderText,
   TEXT_CONTENT_TYPE,
 } from './exposition.js';
-import { bindOpenTelemetry, type MeterProviderLike } from './otel.js';
+import { bindOpenTelemetry, type MeterProviderLike, type OtelBinding } from './otel.js';
 import { type MetricsScope, type MetricsState, RETRY_OUTCOMES, type RetryOutcome } from './state.js';
 
 /** Latency percentiles in milliseconds; `null` without calls in the window. */
@@ -99,17 +99,21 @@ export class MetricsRegistry {
   readonly #states = new Set<MetricsState>();
   readonly #samples = new Map<MetricsState, Sample[]>();
   readonly #onAdd = new Set<(state: MetricsState) => void>();
+  /** OpenTelemetry bindings: attached while the registry has layers, so an empty registry is not held by a meter. */
+  readonly #otel = new Set<OtelBinding>();
 
   /** @internal a metrics layer was built. */
   add(state: MetricsState): void {
     this.#states.add(state);
+    if (this.#states.size === 1) for (const binding of this.#otel) binding.attach();
     for (const hook of this.#onAdd) hook(state);
   }
 
   /** @internal a metrics layer was closed. */
   delete(state: MetricsState): void {
-    this.#states.delete(state);
+    if (!this.#states.delete(state)) return;
     this.#samples.delete(state);
+    if (this.#states.size === 0) for (const binding of this.#otel) binding.detach();
   }
 
   /** The metrics layers, in the order they were built. */
@@ -158,11 +162,20 @@ export class MetricsRegistry {
 
   /**
    * Publishes our metrics as OpenTelemetry observable instruments on `provider` (default: the
-   * global MeterProvider, if one is registered). Returns a function that stops it, or
-   * `undefined` when no provider is registered.
+   * global MeterProvider, if one is registered): the same families as {@link MetricsRegistry.text}.
+   * The collection callback is registered only while the registry has metrics layers (it is
+   * withdrawn when the last one is closed and made again when one is built). Returns a function
+   * that stops it for good, or `undefined` when no provider is registered.
    */
   bindOpenTelemetry(provider?: MeterProviderLike): (() => void) | undefined {
-    return bindOpenTelemetry(this, provider);
+    const binding = bindOpenTelemetry(this, provider);
+    if (binding === undefined) return undefined;
+    this.#otel.add(binding);
+    if (this.#states.size > 0) binding.attach();
+    return () => {
+      this.#otel.delete(binding);
+      binding.detach();
+    };
   }
 
   /** @internal calls `hook` for each layer added from now on. */

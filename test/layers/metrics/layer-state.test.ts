@@ -223,3 +223,35 @@ test('requests are counted under the endpoint that served them, over more endpoi
   for (const count of successes) assert.ok(count >= 6 && count <= 7, `each healthy endpoint served 6 or 7 (${successes.join(' ')})`);
   await f.get.close();
 });
+
+test('discovery errors are counted per service and source, a discovery shared by two stacks once', async (t) => {
+  // A DNS source failing: what `discovery-error` reports on the discovery's own hub.
+  class FailingDiscovery extends StaticDiscovery {
+    lookupFails(): void {
+      this.failed(new Error('ENOTFOUND'));
+    }
+  }
+  const registry = new MetricsRegistry();
+  const shared = new FailingDiscovery([{ address: 'a', port: 80 }], { name: 'users.internal' });
+  const own = new FailingDiscovery([{ address: 'b', port: 80 }], { name: 'orders.internal' });
+  const stack = (name: string, discovery: StaticDiscovery) =>
+    new ServiceBuilder({ name, registry: false }).metrics({ registry }).balance(discovery, () => async () => 'ok');
+  const users = [stack('users', shared), stack('users', shared)];
+  const orders = stack('orders', own);
+  try {
+    shared.lookupFails();
+    shared.lookupFails();
+    own.lookupFails();
+    const text = registry.text();
+    const families = parsePrometheusTextFormat(text);
+    const errors = (service: string, discovery: string) => value(families, 'sidecarless_discovery_errors_total', { service, discovery });
+    assert.equal(errors('users', 'users.internal'), 2, 'two balancers of one service share the source: not summed');
+    assert.equal(errors('orders', 'orders.internal'), 1);
+    assert.equal(families.find((f) => f.name === 'sidecarless_discovery_errors_total')?.type, 'COUNTER');
+    assertPromtoolClean(t, text);
+  } finally {
+    for (const fn of [...users, orders]) await fn.close();
+    await shared.close();
+    await own.close();
+  }
+});

@@ -8,7 +8,18 @@ import {
   MeterProvider,
   PeriodicExportingMetricReader,
 } from '@opentelemetry/sdk-metrics';
-import { MetricsRegistry, ServiceBuilder, StaticDiscovery } from '../../../src/index.js';
+import {
+  type CallContext,
+  type Endpoint,
+  type MeterProviderLike,
+  MetricsRegistry,
+  ServiceBuilder,
+  SetDiscovery,
+  StaticDiscovery,
+  TimeoutError,
+} from '../../../src/index.js';
+import { FAMILIES } from '../../../src/layers/metrics/exposition.js';
+import { VirtualClock } from '../../../src/testing/index.js';
 
 const reset = () => Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
 
@@ -110,6 +121,174 @@ test('breaker state, endpoint gauges and per-route retries reach the OpenTelemet
     assert.deepEqual([retried?.attributes.route, retried?.value], ['', 1]);
   } finally {
     unbind();
+    await fn.close();
+    await provider.shutdown();
+  }
+});
+
+/** A discovery whose lookups fail when the test says so. */
+class ScriptedDiscovery extends SetDiscovery {
+  readonly kind = 'scripted';
+  constructor(endpoints: readonly Endpoint[]) {
+    super('inventory-srv', undefined);
+    this.publish(endpoints);
+  }
+  lookupFails(): void {
+    this.failed(new Error('lookup timed out'));
+  }
+}
+
+/** The last export of the `sidecarless` meter, as name -> points. */
+async function collect(reader: PeriodicExportingMetricReader, exporter: InMemoryMetricExporter): Promise<Map<string, DataPoint<number>[]>> {
+  await reader.forceFlush();
+  const scope = exporter
+    .getMetrics()
+    .at(-1)
+    ?.scopeMetrics.find((s) => s.scope.name === 'sidecarless');
+  return new Map((scope?.metrics ?? []).map((m) => [m.descriptor.name, m.dataPoints as DataPoint<number>[]]));
+}
+
+const rows = (points: readonly { labels: Readonly<Record<string, unknown>>; value: number }[]) =>
+  points.map((p) => JSON.stringify([Object.entries(p.labels).sort(), p.value])).sort();
+
+test('OpenTelemetry carries every Prometheus family with the same samples, discovery errors and refusals included', async () => {
+  const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
+  const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 60_000 });
+  const provider = new MeterProvider({ readers: [reader] });
+  const clock = new VirtualClock();
+  const registry = new MetricsRegistry();
+  const unbind = registry.bindOpenTelemetry(provider);
+  assert.ok(unbind);
+  const discovery = new ScriptedDiscovery([{ id: 'a:80', address: 'a', port: 80, weight: 1, metadata: {} }]);
+  let hang = false;
+  const fn = new ServiceBuilder({ name: 'inventory', clock, registry: false })
+    .metrics({ registry })
+    .timeout('50ms')
+    .circuitBreaker()
+    .retry({ attempts: 1, backoff: { base: '1ms', jitter: 'none' } })
+    .balance(
+      discovery,
+      () => async (ctx: CallContext) => {
+        if (!hang) return 'ok';
+        const signal = ctx.signal;
+        return new Promise<string>((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
+      },
+      { strategy: 'round-robin' },
+    );
+  try {
+    assert.equal(await clock.settle(fn()), 'ok');
+    hang = true;
+    await assert.rejects(clock.settle(fn()), TimeoutError);
+    discovery.lookupFails();
+    discovery.lookupFails();
+    const families = registry.families();
+    const points = await collect(reader, exporter);
+    FAMILIES.forEach((description, i) => {
+      const family = families[i];
+      assert.equal(family?.name, description.name);
+      assert.ok(family.samples.length > 0, `${family.name} has samples in this scenario`);
+      const exported = points.get(description.otel.name);
+      assert.ok(exported, `${description.otel.name} exported for ${family.name}`);
+      if (description.otel.instrument === 'quantiles') {
+        assert.deepEqual(exported.map((p) => p.attributes.quantile).sort(), ['p50', 'p95', 'p99']);
+        return;
+      }
+      assert.deepEqual(
+        rows(exported.map((p) => ({ labels: p.attributes as Record<string, unknown>, value: p.value }))),
+        rows(family.samples),
+        `${description.otel.name} carries the samples of ${family.name}`,
+      );
+    });
+    const errors = points.get('sidecarless.discovery.errors');
+    assert.deepEqual(
+      errors?.map((p) => [p.attributes, p.value]),
+      [[{ service: 'inventory', discovery: 'inventory-srv' }, 2]],
+    );
+    assert.match(registry.text(), /^sidecarless_discovery_errors_total\{service="inventory",discovery="inventory-srv"\} 2$/m);
+    const refusal = points.get('sidecarless.refusals')?.[0];
+    assert.deepEqual([refusal?.attributes.code, refusal?.value], ['ERR_MESH_TIMEOUT', 1]);
+    const timeouts = points.get('sidecarless.layer.events')?.find((p) => p.attributes.event === 'timeout');
+    assert.equal(timeouts?.value, 1);
+  } finally {
+    unbind();
+    await fn.close();
+    await discovery.close();
+    await provider.shutdown();
+  }
+});
+
+/** A provider whose meters report which batch callbacks are registered on them. */
+function countingProvider(provider: MeterProviderLike): MeterProviderLike & { readonly callbacks: Set<unknown> } {
+  const callbacks = new Set<unknown>();
+  return {
+    callbacks,
+    getMeter(name, version) {
+      const meter = provider.getMeter(name, version);
+      return Object.assign(Object.create(meter), {
+        addBatchObservableCallback(callback: never, observables: never) {
+          callbacks.add(callback);
+          meter.addBatchObservableCallback(callback, observables);
+        },
+        removeBatchObservableCallback(callback: never, observables: never) {
+          assert.ok(callbacks.delete(callback), 'removes a callback it registered');
+          meter.removeBatchObservableCallback(callback, observables);
+        },
+      });
+    },
+  };
+}
+
+test('the OpenTelemetry callback is withdrawn when the last metrics layer closes, and made again by the next', async () => {
+  const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
+  const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 60_000 });
+  const provider = new MeterProvider({ readers: [reader] });
+  const counting = countingProvider(provider);
+  // Through the global provider: what a metrics layer binds its registry to on its own.
+  otelMetrics.setGlobalMeterProvider(counting as never);
+  const registry = new MetricsRegistry();
+  const build = () => new ServiceBuilder({ name: 'orders', registry: false }).metrics({ registry }).service(async () => 'ok');
+  try {
+    const first = build();
+    const second = new ServiceBuilder({ name: 'users', registry: false }).metrics({ registry }).service(async () => 'ok');
+    assert.equal(counting.callbacks.size, 1, 'one callback per registry');
+    await first();
+    await first.close();
+    assert.equal(counting.callbacks.size, 1, 'still layers left');
+    await second.close();
+    assert.equal(counting.callbacks.size, 0, 'no layer left: the meter no longer holds the registry');
+    const third = build();
+    assert.equal(counting.callbacks.size, 1);
+    await third();
+    const requests = (await collect(reader, exporter)).get('sidecarless.requests');
+    assert.deepEqual(
+      requests?.map((p) => [p.attributes.service, p.value]),
+      [['orders', 1]],
+    );
+    await third.close();
+    assert.equal(counting.callbacks.size, 0);
+  } finally {
+    otelMetrics.disable();
+    await provider.shutdown();
+  }
+});
+
+test('a binding stopped by hand stays stopped when layers come and go', async () => {
+  const provider = new MeterProvider({ readers: [] });
+  const counting = countingProvider(provider);
+  const registry = new MetricsRegistry();
+  const unbind = registry.bindOpenTelemetry(counting);
+  assert.ok(unbind);
+  assert.equal(counting.callbacks.size, 0, 'nothing to observe yet');
+  const fn = new ServiceBuilder({ name: 'orders', registry: false }).metrics({ registry }).service(async () => 'ok');
+  try {
+    assert.equal(counting.callbacks.size, 1);
+    unbind();
+    assert.equal(counting.callbacks.size, 0);
+    await fn.close();
+    const again = new ServiceBuilder({ name: 'orders', registry: false }).metrics({ registry }).service(async () => 'ok');
+    assert.equal(counting.callbacks.size, 0);
+    await again.close();
+  } finally {
     await fn.close();
     await provider.shutdown();
   }
