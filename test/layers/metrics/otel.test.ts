@@ -285,11 +285,12 @@ test('a binding stopped by hand stays stopped when layers come and go', async ()
     unbind();
     assert.equal(counting.callbacks.size, 0);
     await fn.close();
+    assert.equal(counting.callbacks.size, 0, 'no second withdrawal');
     const again = new ServiceBuilder({ name: 'orders', registry: false }).metrics({ registry }).service(async () => 'ok');
     assert.equal(counting.callbacks.size, 0);
     await again.close();
   } finally {
-    await fn.close();
+    await fn.close(); // idempotent: for when an assertion threw first
     await provider.shutdown();
   }
 });
