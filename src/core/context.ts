@@ -80,6 +80,12 @@ export class CallContext {
   route: string | undefined = undefined;
   /** The endpoint a balancer picked for the current attempt. */
   endpoint: string | undefined = undefined;
+  /**
+   * @internal the timeout layer's entry that enforces {@link CallContext.deadline} (`undefined`
+   * while none does): a timeout nested in it, whose own deadline is no earlier, defers its expiry
+   * to it, so one expiry is reported once.
+   */
+  deadlineHolder: unknown = undefined;
   #x: CallExtras | undefined = undefined;
   /**
    * A clock reading shared within one synchronous step of the call, and its clock (`undefined`
@@ -255,6 +261,7 @@ export class CallContext {
     const child = new CallContext(undefined, this.deadline);
     child.attempt = this.attempt;
     child.hedge = hedge === 0 ? this.hedge : hedge;
+    child.deadlineHolder = this.deadlineHolder;
     child.route = this.route;
     const x = this.#extras();
     const childExtras = child.#extras();

@@ -7,6 +7,11 @@
  * {@link TimeoutError}. Placed above a retry it bounds the whole call; placed below (or as the
  * retry's `perTryTimeout`) it bounds each attempt.
  *
+ * Nested timeouts report each expiry once, as one `timeout` event from the layer whose deadline
+ * it was: an inner timeout whose own deadline is no earlier than the one it inherits leaves the
+ * expiry (event and error) to the enclosing layer, whichever of the two the deadline lists reach
+ * first. A caller's deadline (an incoming header) is reported by the outermost timeout layer.
+ *
  * Why it is cheap: there is no `setTimeout` per call. Pending deadlines sit in one shared
  * structure of per-duration lists (how Node's own timers work), with one clock timer per list;
  * the `AbortController` is only created if the callee reads `ctx.signal`, and a call that

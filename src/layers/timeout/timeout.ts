@@ -23,6 +23,16 @@ class PendingCall extends DeadlineEntry implements Settler, Settleable {
   readonly previousDeadline: number;
   readonly timeoutMs: number;
   readonly owner: TimeoutService<unknown, unknown>;
+  /**
+   * The entry that held the context's deadline before this one (see
+   * {@link CallContext.deadlineHolder}): when `inherited`, the enclosing timeout whose deadline
+   * this one keeps and to which its expiry belongs; otherwise the holder to restore on settling.
+   */
+  readonly above: PendingCall | undefined;
+  /** Whether this entry's deadline is an enclosing timeout's (its own was no earlier). */
+  readonly inherited: boolean;
+  /** The error this entry expired with, once it did. */
+  error: TimeoutError | undefined = undefined;
 
   constructor(
     owner: TimeoutService<unknown, unknown>,
@@ -30,6 +40,8 @@ class PendingCall extends DeadlineEntry implements Settler, Settleable {
     previousDeadline: number,
     timeoutMs: number,
     outer: Settler | undefined,
+    above: PendingCall | undefined,
+    inherited: boolean,
   ) {
     super();
     this.owner = owner;
@@ -37,6 +49,8 @@ class PendingCall extends DeadlineEntry implements Settler, Settleable {
     this.previousDeadline = previousDeadline;
     this.timeoutMs = timeoutMs;
     this.outer = outer;
+    this.above = above;
+    this.inherited = inherited;
     this.promise = outer === undefined ? promiseFor(this) : undefined;
   }
 
@@ -44,21 +58,48 @@ class PendingCall extends DeadlineEntry implements Settler, Settleable {
   settle(threw: boolean, outcome: unknown): void {
     if (this.settled) return;
     this.settled = true;
-    this.ctx.deadline = this.previousDeadline;
+    const ctx = this.ctx;
+    ctx.deadline = this.previousDeadline;
+    if (!this.inherited) ctx.deadlineHolder = this.above;
     this.list?.remove(this);
     this.#forward(threw, outcome);
   }
 
   expire(): void {
     if (this.settled) return;
+    if (this.inherited) {
+      this.#expireInherited();
+      return;
+    }
     this.settled = true;
     const ctx = this.ctx;
     ctx.deadline = this.previousDeadline;
+    ctx.deadlineHolder = this.above;
     const error = new TimeoutError(Math.round(this.timeoutMs));
+    this.error = error;
     // Abandon what runs below; layers above judge by their own deadline whether the call may
     // go on (a retry above a per-try timeout) or is over.
     ctx.abortAttempt(error);
     this.owner.timedOut(this);
+    this.#forward(true, error);
+  }
+
+  /**
+   * The deadline that passed is the enclosing timeout's: it expires (and reports) first, even
+   * when the shared lists reach this entry before its own, and this one ends with its error —
+   * one expiry, one event, from the layer whose deadline it was.
+   */
+  #expireInherited(): void {
+    const above = this.above as PendingCall;
+    if (!above.settled) {
+      above.list?.remove(above);
+      above.expire();
+    }
+    this.settled = true;
+    const ctx = this.ctx;
+    ctx.deadline = this.previousDeadline;
+    const error = above.error ?? new TimeoutError(Math.round(this.timeoutMs));
+    ctx.abortAttempt(error);
     this.#forward(true, error);
   }
 
@@ -120,8 +161,12 @@ export class TimeoutService<Req, Res> implements Service<Req, Res> {
     const own = now + timeoutMs;
     const at = own < previousDeadline ? own : previousDeadline;
     if (at <= now) return new TimeoutError(Math.round(timeoutMs < previousDeadline - now ? timeoutMs : 0));
-    const pending = new PendingCall(this as TimeoutService<unknown, unknown>, ctx, previousDeadline, at - now, outer);
+    const above = ctx.deadlineHolder as PendingCall | undefined;
+    // A deadline no earlier than the enclosing timeout's is that one's to report (see PendingCall).
+    const inherited = at === previousDeadline && above !== undefined;
+    const pending = new PendingCall(this as TimeoutService<unknown, unknown>, ctx, previousDeadline, at - now, outer, above, inherited);
     ctx.deadline = at;
+    if (!inherited) ctx.deadlineHolder = pending;
     this.#listOf(timeoutMs).insert(pending, at, now);
     callInto(this.#inner, req, ctx, pending);
     return pending;

@@ -3,13 +3,14 @@ import { test } from 'node:test';
 import {
   type CallContext,
   type Duration,
+  type EventHub,
   InvalidOptionError,
   ServiceBuilder,
   ServiceClosedError,
   TimeoutError,
 } from '../../../src/index.js';
 import { MockService, VirtualClock } from '../../../src/testing/index.js';
-import { observe } from '../../support/leaks.js';
+import { observe, resetError } from '../../support/leaks.js';
 
 function stack(clock: VirtualClock, timeout: Duration) {
   const mock = new MockService<[], string>();
@@ -131,4 +132,94 @@ test('a closed timeout layer refuses calls', async () => {
   const { fn } = stack(clock, '1s');
   await fn.close();
   await assert.rejects(fn(), ServiceClosedError);
+});
+
+/** The `timeout` events of a stack, as `timeoutMs@attempt`. */
+function expiries(fn: { events: EventHub }): string[] {
+  const seen: string[] = [];
+  fn.events.on('timeout', (e) => seen.push(`${e.timeoutMs}@${e.attempt}`));
+  return seen;
+}
+
+test('two nested timeouts: one expiry is one event, and the caller gets the error of the layer whose deadline it was', async () => {
+  const clock = new VirtualClock();
+  const mock = new MockService<[], string>();
+  const fn = new ServiceBuilder({ clock, registry: false }).timeout('1s').timeout('5s').service(mock.fn);
+  const seen = expiries(fn);
+  const outcome = observe(fn());
+  await clock.advance(1000);
+  assert.ok(outcome.error instanceof TimeoutError);
+  assert.equal((outcome.error as TimeoutError).timeoutMs, 1000);
+  assert.deepEqual(seen, ['1000@1']);
+  await clock.advance(5000);
+  assert.deepEqual(seen, ['1000@1'], 'the inner entry expired silently');
+  await fn.close();
+  assert.equal(clock.pendingTimers, 0);
+});
+
+test('a per-try timeout under a call timeout: each expiry is reported once, by the layer whose deadline fired', async () => {
+  const clock = new VirtualClock();
+  const mock = new MockService<[], string>();
+  const fn = new ServiceBuilder({ clock, registry: false })
+    .timeout('300ms')
+    .retry({ attempts: 5, perTryTimeout: '100ms', backoff: { base: '10ms', jitter: 'none' } })
+    .service(mock.fn);
+  const seen = expiries(fn);
+  const outcome = observe(fn());
+  await clock.advance(300);
+  assert.ok(outcome.error instanceof TimeoutError);
+  // Tries 1 and 2 hit their own 100 ms; try 3 (from 230 ms) hits the call's 300 ms, reported by the call's layer.
+  assert.deepEqual(seen, ['100@1', '100@2', '300@3']);
+  await clock.runAll();
+  assert.deepEqual(seen, ['100@1', '100@2', '300@3']);
+  await fn.close();
+  assert.equal(clock.pendingTimers, 0);
+});
+
+test('an inner timeout reached first by the shared lists still leaves the report to the layer whose deadline it is', async () => {
+  const clock = new VirtualClock();
+  // Another stack arms the 5 s list for t=1000 first (a caller's deadline), so at t=1000 the
+  // per-try entry below, in that list, is visited before the 1 s list of the call timeout.
+  const other = new ServiceBuilder({ clock, registry: false })
+    .timeout('5s')
+    .service(new MockService<[], string>().fn, { context: () => ({ deadline: 1000 }) });
+  const otherSeen = expiries(other);
+  const otherOutcome = observe(other());
+  const mock = new MockService<[], string>();
+  const fn = new ServiceBuilder({ clock, registry: false })
+    .timeout('1s')
+    .retry({ attempts: 1, perTryTimeout: '5s', backoff: { kind: 'constant', base: '400ms', jitter: 'none' } })
+    .service(mock.fn);
+  const seen = expiries(fn);
+  mock.script({ error: resetError() }, 'hold');
+  const outcome = observe(fn());
+  await clock.advance(400);
+  assert.equal(mock.calls.length, 2, "the second try runs from 400 ms, its deadline clipped to the call's");
+  await clock.advance(600);
+  assert.equal((outcome.error as TimeoutError).timeoutMs, 1000);
+  assert.deepEqual(seen, ['1000@2']);
+  assert.deepEqual(otherSeen, ['1000@1'], "a caller's deadline is reported by the timeout layer that enforces it");
+  assert.ok(otherOutcome.error instanceof TimeoutError);
+  await fn.close();
+  await other.close();
+  assert.equal(clock.pendingTimers, 0);
+});
+
+test('timeouts inside hedged attempts defer to the call timeout above the hedge: one event', async () => {
+  const clock = new VirtualClock();
+  const mock = new MockService<[], string>();
+  const fn = new ServiceBuilder({ clock, registry: false })
+    .timeout('100ms')
+    .hedge({ delay: '10ms', budget: false })
+    .timeout('1s')
+    .service(mock.fn);
+  const seen = expiries(fn);
+  const outcome = observe(fn());
+  await clock.advance(100);
+  assert.equal(mock.calls.length, 2, 'the primary and one hedge');
+  assert.equal((outcome.error as TimeoutError).timeoutMs, 100);
+  await clock.runAll();
+  assert.deepEqual(seen, ['100@1']);
+  await fn.close();
+  assert.equal(clock.pendingTimers, 0);
 });
