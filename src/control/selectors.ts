@@ -274,7 +274,13 @@ export function layerProblems(config: MeshConfig): OptionProblem[] {
         try {
           section.check(options, section.layer);
         } catch (error) {
-          if (!(error instanceof InvalidOptionError)) throw error;
+          // A validator that throws would take the store down with it: any failure is a problem.
+          if (!(error instanceof InvalidOptionError)) {
+            const field = `services.${service}`;
+            const message = `could not be checked by the ${section.layer} layer: ${String(error)}`;
+            problems.set(`${field}\n${message}`, { field, message });
+            continue;
+          }
           // Layers name their fields in messages too ("must be at least retry.backoff.base").
           const mentioned = new RegExp(`(?<![\\w.])${section.layer}(?:\\.[\\w-]+)+`, 'g');
           for (const p of error.problems) {
