@@ -6,9 +6,17 @@
  * limit is still sent — once, streamed, never silently cut — and the request is marked so that
  * a retryable failure of it is not retried, with the reason.
  *
+ * A stream is read inside the stack, by {@link replayBuffer} under the total timeout and above
+ * the retries, so the call's deadline and the caller's signal stop a body that never ends.
+ *
  * @module
  */
 
+import type { CallContext } from '../../core/context.js';
+import { isNeverAborted } from '../../core/context.js';
+import { CancelledError } from '../../core/errors.js';
+import { describeChain, type Layer, type LayerDescription, type Service, type Settler } from '../../core/service.js';
+import { callInto, settleFrom } from '../../core/settle.js';
 import { refusingReplay } from '../shared/outbound.js';
 
 /** Default replay buffer: 64 KiB, linkerd2-proxy's. */
@@ -41,17 +49,57 @@ function sizeOf(body: unknown, limit: number): number | undefined {
   return undefined;
 }
 
+/** A body that can be read once only: a web stream, or an async iterable (a Node stream). */
+export type StreamBody = ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>;
+
 /**
  * The replay state of one logical request, which each HTTP client integration's request
- * extends: why it must not be sent again, and whether its body can go out once only.
+ * extends: why it must not be sent again, whether its body can go out once only, and a stream
+ * body still to be read into the replay buffer.
  */
-export class Replayable {
+export abstract class Replayable {
   /** Why the request must not be retried (a method, a body over the limit); `undefined` if it may be. */
   refusal: string | undefined = undefined;
   /** The body is a stream sent as it is read: it can go out on one attempt only. */
   oneShot = false;
   /** A one-shot body has gone out: no later attempt (a hedge, which keeps attempt 1) may send it. */
   sent = false;
+  /** A stream body that {@link replayBuffer} is still to read. */
+  unread: StreamBody | undefined = undefined;
+  /** The read of {@link Replayable.unread}, shared by the attempts that wait for it (a hedge's). */
+  reading: Promise<void> | undefined = undefined;
+
+  /** Makes every attempt send `body` in place of the caller's. */
+  protected abstract useBody(body: NonNullable<RequestInit['body']> | AsyncIterable<Uint8Array>): void;
+
+  /**
+   * Judges the request's body, once per call: one that needs no reading at once; a stream of a
+   * request that may be retried is left {@link Replayable.unread} for {@link replayBuffer}; any
+   * other stream is never replayed, so it goes out as it is read, once.
+   */
+  planBody(body: unknown, limit: number, mayRetry: boolean): void {
+    const plan = planBody(body, limit);
+    if (plan !== undefined) this.refusal ??= plan.refusal;
+    else if (this.refusal === undefined && mayRetry) this.unread = body as StreamBody;
+    else {
+      this.oneShot = true;
+      this.useBody(body as StreamBody);
+    }
+  }
+
+  /** Reads {@link Replayable.unread} into the replay buffer until `signal` fires; see {@link planStreamBody}. */
+  readBody(limit: number, signal: AbortSignal): Promise<void> {
+    if (this.reading === undefined) {
+      const body = this.unread as StreamBody;
+      this.unread = undefined;
+      this.reading = planStreamBody(body, limit, signal).then((plan) => {
+        this.useBody(plan.body as NonNullable<RequestInit['body']>);
+        this.oneShot = plan.oneShot;
+        this.refusal ??= plan.refusal;
+      });
+    }
+    return this.reading;
+  }
 
   /**
    * Claims the one send of a one-shot body: the error to reject an attempt with when it has
@@ -71,8 +119,68 @@ export class Replayable {
   }
 }
 
+/**
+ * The layer that reads a request's stream body into the replay buffer, once per call. It sits
+ * under the total timeout and above the retries, so the read is part of the call: the deadline
+ * or the caller's signal cancels it and the call rejects with their error, where a read before
+ * the stack held the call for as long as the body took, forever for one that never ends.
+ */
+export function replayBuffer<Req extends Replayable, Res>(limit: number): Layer<Req, Res> {
+  return { name: 'replay-buffer', wrap: (inner) => new ReplayBufferService(inner, limit) };
+}
+
+class ReplayBufferService<Req extends Replayable, Res> implements Service<Req, Res> {
+  readonly #inner: Service<Req, Res>;
+  readonly #limit: number;
+
+  constructor(inner: Service<Req, Res>, limit: number) {
+    this.#inner = inner;
+    this.#limit = limit;
+  }
+
+  call(req: Req, ctx: CallContext): Promise<Res> {
+    // Most requests have nothing to read: they pass through without a promise of ours.
+    if (req.unread === undefined && req.reading === undefined) return this.#inner.call(req, ctx);
+    return this.#readThenCall(req, ctx);
+  }
+
+  callInto(req: Req, ctx: CallContext, settler: Settler): void {
+    if (req.unread === undefined && req.reading === undefined) callInto(this.#inner, req, ctx, settler);
+    else settleFrom(this.#readThenCall(req, ctx), settler);
+  }
+
+  async #readThenCall(req: Req, ctx: CallContext): Promise<Res> {
+    const signal = ctx.signal;
+    if (!isNeverAborted(signal)) await req.readBody(this.#limit, signal);
+    else {
+      // No deadline and no caller's signal, yet the call can still be cancelled (the
+      // interceptor's caller aborts through ctx.cancel): the context's waker hears that.
+      const controller = new AbortController();
+      ctx.setWaker(() => controller.abort(ctx.cancelReason));
+      try {
+        await req.readBody(this.#limit, controller.signal);
+      } finally {
+        ctx.setWaker(undefined);
+      }
+    }
+    return this.#inner.call(req, ctx);
+  }
+
+  ready(): boolean {
+    return this.#inner.ready?.() ?? true;
+  }
+
+  describe(): LayerDescription[] {
+    return describeChain({ layer: 'replay-buffer', params: { limit: this.#limit } }, this.#inner as Service<unknown, unknown>);
+  }
+
+  async close(): Promise<void> {
+    await this.#inner.close?.();
+  }
+}
+
 /** Whether a body is a stream or async iterable, which can be read once only. */
-export function isStream(body: unknown): body is ReadableStream<Uint8Array> | AsyncIterable<Uint8Array> {
+function isStream(body: unknown): body is ReadableStream<Uint8Array> | AsyncIterable<Uint8Array> {
   return body instanceof ReadableStream || (typeof body === 'object' && body !== null && Symbol.asyncIterator in body);
 }
 
@@ -91,39 +199,74 @@ export function planBody(body: unknown, limit: number): BodyPlan | undefined {
 /**
  * Reads a stream body into the replay buffer. If it ends within `limit`, every attempt sends
  * the buffered bytes; otherwise the first attempt sends what was read followed by the rest of
- * the stream, and the request is not replayable.
+ * the stream, and the request is not replayable. When `signal` fires first, the read is
+ * cancelled (a web stream is cancelled, a Node stream destroyed) and the promise rejects with
+ * the signal's reason.
  */
-export async function planStreamBody(body: ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>, limit: number): Promise<BodyPlan> {
-  const iterator = (body instanceof ReadableStream ? iterateStream(body) : body[Symbol.asyncIterator]()) as AsyncIterator<Uint8Array>;
+export async function planStreamBody(body: StreamBody, limit: number, signal?: AbortSignal): Promise<BodyPlan> {
+  const source = sourceOf(body);
+  let stopped: Promise<never> | undefined;
+  let onAbort: (() => void) | undefined;
+  if (signal !== undefined && !isNeverAborted(signal)) {
+    stopped = new Promise<never>((_, reject) => {
+      onAbort = () => {
+        const reason: unknown = signal.reason;
+        reject(reason instanceof Error ? reason : new CancelledError({ cause: reason, layer: 'replay-buffer' }));
+        source.cancel(reason);
+      };
+    });
+    // Handled by each race below; marked here too, as the signal may fire after the last one.
+    stopped.catch(() => {});
+    if (signal.aborted) (onAbort as () => void)();
+    else signal.addEventListener('abort', onAbort as () => void, { once: true });
+  }
   const chunks: Uint8Array[] = [];
   let size = 0;
-  for (;;) {
-    const next = await iterator.next();
-    if (next.done) break;
-    const chunk = typeof next.value === 'string' ? Buffer.from(next.value) : (next.value as Uint8Array);
-    chunks.push(chunk);
-    size += chunk.byteLength;
-    if (size > limit) {
-      return { body: replayThenRest(chunks, iterator), refusal: tooLargeReason(limit), oneShot: true };
+  try {
+    for (;;) {
+      const next = await (stopped === undefined ? source.next() : Promise.race([source.next(), stopped]));
+      if (next.done) break;
+      const chunk = typeof next.value === 'string' ? Buffer.from(next.value) : next.value;
+      chunks.push(chunk);
+      size += chunk.byteLength;
+      if (size > limit) {
+        return { body: replayThenRest(chunks, source), refusal: tooLargeReason(limit), oneShot: true };
+      }
     }
+  } finally {
+    if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
   }
   return { body: chunks.length === 1 ? (chunks[0] as Uint8Array) : Buffer.concat(chunks), refusal: undefined, oneShot: false };
 }
 
-async function* iterateStream(stream: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
-  const reader = stream.getReader();
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      yield value;
-    }
-  } finally {
-    reader.releaseLock();
-  }
+/** A stream body being read: its next chunk, and how to stop reading it. */
+interface Source {
+  next(): Promise<IteratorResult<Uint8Array | string>>;
+  cancel(reason: unknown): void;
 }
 
-function replayThenRest(head: Uint8Array[], rest: AsyncIterator<Uint8Array>): ReadableStream<Uint8Array> {
+function sourceOf(body: StreamBody): Source {
+  if (body instanceof ReadableStream) {
+    const reader = body.getReader();
+    return {
+      next: () => reader.read(),
+      cancel: (reason) => void reader.cancel(reason).catch(() => {}),
+    };
+  }
+  const iterator = body[Symbol.asyncIterator]() as AsyncIterator<Uint8Array | string>;
+  const destroy = (body as { destroy?: unknown }).destroy;
+  return {
+    next: () => iterator.next(),
+    // An iterator's return() waits for the read in progress, which may never end; a Node
+    // stream can be destroyed, which ends that read at once.
+    cancel: (reason) => {
+      if (typeof destroy === 'function') destroy.call(body);
+      else void Promise.resolve(iterator.return?.(reason)).catch(() => {});
+    },
+  };
+}
+
+function replayThenRest(head: Uint8Array[], rest: Source): ReadableStream<Uint8Array> {
   let index = 0;
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
@@ -133,10 +276,10 @@ function replayThenRest(head: Uint8Array[], rest: AsyncIterator<Uint8Array>): Re
       }
       const next = await rest.next();
       if (next.done) controller.close();
-      else controller.enqueue(next.value);
+      else controller.enqueue(typeof next.value === 'string' ? Buffer.from(next.value) : next.value);
     },
-    async cancel(reason) {
-      await rest.return?.(reason);
+    cancel(reason) {
+      rest.cancel(reason);
     },
   });
 }

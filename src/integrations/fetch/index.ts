@@ -10,7 +10,9 @@
  *   `retryNonIdempotent` (or a route) says so; request bodies are replayed from a 64 KiB buffer
  *   and a larger body is sent once and never retried, with the reason counted in
  *   `replayRefused` and published as a `replay-refused` event, while a stream body of a request
- *   that will not be retried is not buffered but streamed through, once; the body of a response
+ *   that will not be retried is not buffered but streamed through, once; a stream is buffered
+ *   within the call, so the timeout and the caller's signal stop (and cancel) a body that never
+ *   ends; the body of a response
  *   that will be retried is cancelled; the remaining deadline travels in the `x-sidecarless-deadline-ms`
  *   header (whole milliseconds, relative like `grpc-timeout`; the Express and Fastify
  *   integrations read it, and `grpc-timeout`); with `endpoints` (or a `discovery`) each attempt

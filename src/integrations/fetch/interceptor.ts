@@ -6,7 +6,7 @@ import type { LayerDescription, Service, StackEnv } from '../../core/service.js'
 import { parseOptions } from '../../core/validate.js';
 import { appendHeader, deadlineHeaderValue, httpClassifier, methodRefusal } from '../shared/http.js';
 import { buildOutbound, type OutboundHandle } from '../shared/outbound.js';
-import { type BodyPlan, isStream, planBody, planStreamBody, Replayable } from './body.js';
+import { Replayable, replayBuffer, type StreamBody } from './body.js';
 import { type HttpOutboundOptions, httpOutboundShape } from './options.js';
 
 const schema = z.strictObject(httpOutboundShape);
@@ -93,19 +93,11 @@ class OuterCall implements Controller {
     this.ctx = ctx;
   }
   /**
-   * Reads a stream body into the replay buffer when the request could be retried (fetch hands
-   * every body over as an async iterable, so this is how a meshed fetch PUT becomes
-   * replayable), then sends the call down the stack and hands the chosen attempt to the
-   * caller. Never rejects: every outcome reaches the caller's handler.
+   * Sends the call down the stack and hands the chosen attempt to the caller. Never rejects:
+   * every outcome reaches the caller's handler.
    */
-  async run(service: Service<DispatchRequest, Attempt>, req: DispatchRequest, limit: number): Promise<void> {
+  async run(service: Service<DispatchRequest, Attempt>, req: DispatchRequest): Promise<void> {
     try {
-      if (req.streamed) {
-        const plan: BodyPlan = await planStreamBody(req.opts.body as AsyncIterable<Uint8Array>, limit);
-        req.opts = { ...req.opts, body: plan.body as Dispatcher.DispatchOptions['body'] };
-        req.oneShot = plan.oneShot;
-        req.refusal = plan.refusal;
-      }
       this.adopt(await service.call(req, this.ctx));
     } catch (error) {
       this.fail(error);
@@ -163,13 +155,14 @@ class DispatchRequest extends Replayable {
   readonly dispatch: Dispatcher['dispatch'];
   opts: Dispatcher.DispatchOptions;
   readonly outer: OuterCall;
-  /** The body is a stream (or iterable) still to be read into the replay buffer. */
-  streamed = false;
   constructor(dispatch: Dispatcher['dispatch'], opts: Dispatcher.DispatchOptions, outer: OuterCall) {
     super();
     this.dispatch = dispatch;
     this.opts = opts;
     this.outer = outer;
+  }
+  protected useBody(body: NonNullable<RequestInit['body']> | StreamBody): void {
+    this.opts = { ...this.opts, body: body as Dispatcher.DispatchOptions['body'] };
   }
 }
 
@@ -231,7 +224,8 @@ function discardAttempt(result: unknown): void {
  * Request bodies follow `meshFetch`'s replay rules. fetch hands every body to its dispatcher as
  * an async iterable, so a body of a request that may be retried (an idempotent method, or any
  * with `retryNonIdempotent`) is read into the replay buffer (64 KiB by default) before the first
- * attempt and every attempt sends the same bytes. A body that does not fit is sent once,
+ * attempt, within the call's timeout and the caller's abort, and every attempt sends the same
+ * bytes. A body that does not fit is sent once,
  * streamed (what was read, then the rest), and a retryable failure of it is not retried: it is
  * counted in `replayRefused` and published as a `replay-refused` event, with the reason. A
  * request that will not be retried anyway (a POST by default, or `retry: false`) is streamed
@@ -243,14 +237,16 @@ export function meshInterceptor(options: MeshInterceptorOptions = {}): Dispatche
   const parsed = parseOptions(schema, options, 'meshInterceptor');
   const retryNonIdempotent = parsed.retryNonIdempotent;
   const limit = parsed.replayBuffer;
+  // With retries off nothing is ever replayed: stream every body straight through.
+  const mayRetry = options.retry !== false;
   const { service, handle } = buildOutbound<DispatchRequest, Attempt>(
     options,
     httpClassifier(),
     discardAttempt,
     (env) => new DispatchService(env, parsed.deadlineHeader),
+    undefined,
+    mayRetry ? replayBuffer(limit) : undefined,
   );
-  // With retries off nothing is ever replayed: stream every body straight through.
-  const mayRetry = options.retry !== false;
   const interceptor = (dispatch: Dispatcher['dispatch']): Dispatcher['dispatch'] => {
     return (opts, handler) => {
       const ctx = new CallContext();
@@ -258,15 +254,8 @@ export function meshInterceptor(options: MeshInterceptorOptions = {}): Dispatche
       handler.onRequestStart?.(outer, {});
       const req = new DispatchRequest(dispatch, opts, outer);
       req.refusal = methodRefusal(opts.method.toUpperCase(), retryNonIdempotent);
-      if (req.refusal === undefined && mayRetry) {
-        const plan = planBody(opts.body, limit);
-        if (plan === undefined) req.streamed = true;
-        else req.refusal = plan.refusal;
-      } else {
-        // Streamed through unread: it can go out once only.
-        req.oneShot = isStream(opts.body);
-      }
-      void outer.run(service, req, limit);
+      req.planBody(opts.body, limit, mayRetry);
+      void outer.run(service, req);
       return true;
     };
   };

@@ -6,7 +6,7 @@ import { parseOptions } from '../../core/validate.js';
 import { baseUrlOf, endpointDiscovery } from '../shared/endpoints.js';
 import { deadlineHeaderValue, httpClassifier, methodRefusal } from '../shared/http.js';
 import { buildOutbound, type OutboundHandle } from '../shared/outbound.js';
-import { planBody, planStreamBody, Replayable } from './body.js';
+import { Replayable, replayBuffer, type StreamBody } from './body.js';
 import { type HttpClientOptions, httpClientShape } from './options.js';
 
 /** What `fetch` takes as its first argument: a URL string, a `URL` or a `Request`. */
@@ -60,6 +60,9 @@ class FetchRequest extends Replayable {
     super();
     this.input = input;
     this.init = init;
+  }
+  protected useBody(body: NonNullable<RequestInit['body']> | StreamBody): void {
+    this.body = body as RequestInit['body'];
   }
 }
 
@@ -149,6 +152,7 @@ export function meshFetch(options: MeshFetchOptions = {}): MeshFetch {
     cancelBody,
     (env, endpoint) => new FetchService(fetchFn, env, parsed.deadlineHeader, endpoint === undefined ? undefined : baseUrlOf(endpoint)),
     discovery,
+    mayRetry ? replayBuffer(limit) : undefined,
   );
 
   // Only a context made with the caller's signal may hold a listener to drop when it settles.
@@ -191,23 +195,8 @@ export function meshFetch(options: MeshFetchOptions = {}): MeshFetch {
       }
     }
     req.refusal = methodRefusal(method, retryNonIdempotent);
-    const plan = planBody(body, limit);
-    if (plan !== undefined) {
-      req.refusal ??= plan.refusal;
-      return start(req, ctx, signal !== undefined);
-    }
-    if (req.refusal !== undefined || !mayRetry) {
-      // Never replayed: the stream goes out as it is read, once, under the call's signal.
-      req.body = body as ReadableStream<Uint8Array>;
-      req.oneShot = true;
-      return start(req, ctx, signal !== undefined);
-    }
-    return planStreamBody(body as ReadableStream<Uint8Array>, limit).then((streamPlan) => {
-      if (streamPlan.body !== undefined) req.body = streamPlan.body;
-      req.oneShot = streamPlan.oneShot;
-      req.refusal ??= streamPlan.refusal;
-      return start(req, ctx, signal !== undefined);
-    });
+    req.planBody(body, limit, mayRetry);
+    return start(req, ctx, signal !== undefined);
   };
   // Like fetch, a call never throws: a bad input (a URL that does not parse) is a rejection.
   const meshed = (input: FetchInput, init?: RequestInit): Promise<Response> => {

@@ -8,7 +8,7 @@ import { parseOptions } from '../../core/validate.js';
 import { baseUrlOf, endpointDiscovery } from '../shared/endpoints.js';
 import { appendHeader, deadlineHeaderValue, httpClassifier, methodRefusal } from '../shared/http.js';
 import { buildOutbound, type OutboundHandle } from '../shared/outbound.js';
-import { planBody, planStreamBody, Replayable } from './body.js';
+import { Replayable, replayBuffer, type StreamBody } from './body.js';
 import { type HttpClientOptions, httpClientShape } from './options.js';
 
 type RequestOptions = Omit<Dispatcher.RequestOptions, 'origin' | 'path' | 'method'> & Partial<Pick<Dispatcher.RequestOptions, 'method'>>;
@@ -36,6 +36,9 @@ class UndiciCall extends Replayable {
     super();
     this.url = url;
     this.options = options;
+  }
+  protected useBody(body: NonNullable<RequestInit['body']> | StreamBody): void {
+    this.options = { ...this.options, body: body as RequestOptions['body'] };
   }
 }
 
@@ -96,6 +99,7 @@ export function meshRequest(options: MeshRequestOptions = {}): MeshRequest {
     dumpBody,
     (env, endpoint) => new RequestService(requestFn, env, parsed.deadlineHeader, endpoint === undefined ? undefined : baseUrlOf(endpoint)),
     discovery,
+    mayRetry ? replayBuffer(limit) : undefined,
   );
   const meshed = (url: string | URL, requestOptions?: RequestOptions): Promise<Dispatcher.ResponseData> => {
     const req = new UndiciCall(url, requestOptions);
@@ -110,20 +114,7 @@ export function meshRequest(options: MeshRequestOptions = {}): MeshRequest {
     req.refusal = methodRefusal(method, parsed.retryNonIdempotent);
     const signal = (requestOptions?.signal ?? undefined) as AbortSignal | undefined;
     const ctx = new CallContext(signal);
-    const plan = planBody(requestOptions?.body, limit);
-    if (plan === undefined) {
-      if (req.refusal !== undefined || !mayRetry) {
-        // Never replayed: the stream goes out as it is read, once, under the call's signal.
-        req.oneShot = true;
-      } else {
-        return planStreamBody(requestOptions?.body as AsyncIterable<Uint8Array>, limit).then((streamPlan) => {
-          req.options = { ...requestOptions, body: streamPlan.body as RequestOptions['body'] };
-          req.refusal ??= streamPlan.refusal;
-          req.oneShot = streamPlan.oneShot;
-          return service.call(req, ctx).finally(() => ctx.dispose());
-        });
-      }
-    } else req.refusal ??= plan.refusal;
+    req.planBody(requestOptions?.body, limit, mayRetry);
     const promise = service.call(req, ctx);
     return signal === undefined ? promise : promise.finally(() => ctx.dispose());
   };

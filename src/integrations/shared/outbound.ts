@@ -14,7 +14,7 @@ import type { Duration } from '../../core/duration.js';
 import type { EventHub } from '../../core/events.js';
 import { isLive, live, type OptionsOrLive } from '../../core/params.js';
 import { defaultRegistry, type StackRegistry } from '../../core/registry.js';
-import type { LayerDescription, Service, StackEnv } from '../../core/service.js';
+import type { Layer, LayerDescription, Service, StackEnv } from '../../core/service.js';
 import type { Discovery, Endpoint } from '../../discovery/types.js';
 import { type BalanceOptions, balance } from '../../layers/balance/index.js';
 import { matchesRetryOn, type RetryOptions, type RetryPredicate, resolveRetryOptions } from '../../layers/retry/index.js';
@@ -138,6 +138,8 @@ const NOTHING_BELOW: Service<unknown, unknown> = {
  * (once per snapshot, not per call). With a `discovery` (the integration's own, or the caller's
  * `options.discovery`) the innermost service is the balancer over `makeInner(env, endpoint)`
  * per endpoint — below the retry, so each attempt picks again; without, `makeInner(env)`.
+ * `perCall` is a layer of the integration's own that runs once per call, under the total
+ * timeout and above the retries (the fetch integrations read a stream body there).
  */
 export function buildOutbound<Req, Res>(
   options: OutboundOptions,
@@ -145,6 +147,7 @@ export function buildOutbound<Req, Res>(
   discard: (result: unknown) => void,
   makeInner: (env: StackEnv, endpoint?: Endpoint) => Service<Req, Res>,
   discovery: Discovery | undefined = options.discovery,
+  perCall?: Layer<Req, Res>,
 ): { service: Service<Req, Res>; env: StackEnv; handle: OutboundHandle } {
   let builder = options.builder ?? new ServiceBuilder();
   builder = builder.with(
@@ -153,6 +156,7 @@ export function buildOutbound<Req, Res>(
       : { name: options.name, classifier: options.classifier ?? classifier },
   );
   if (options.timeout !== undefined) builder = builder.timeout(options.timeout);
+  if (perCall !== undefined) builder = builder.layer(perCall);
   const replayRefused: Record<string, number> = Object.create(null);
   // Filled in once the stack's environment exists; the guard only runs during calls.
   let events: EventHub | undefined;

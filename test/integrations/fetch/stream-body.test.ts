@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import { ServiceBuilder } from '../../../src/builder/service-builder.js';
 import { meshFetch, meshRequest } from '../../../src/integrations/fetch/index.js';
 import { serveOnLoopback } from '../../support/loopback.js';
+import { eventually } from './eventually.js';
 
 // A stream body of a request that will never be retried (a POST by default, or any with retries
 // off) is not read into the replay buffer first: it goes to the server as it is produced, and a
@@ -32,16 +33,6 @@ async function loopback(t: { after(fn: () => unknown): void }, delayMs = 0) {
     }),
     received,
   };
-}
-
-/** Resolves true once `check` holds, false after `ms`. */
-async function eventually(check: () => boolean, ms = 2000): Promise<boolean> {
-  const until = performance.now() + ms;
-  while (!check()) {
-    if (performance.now() > until) return false;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  return true;
 }
 
 const within = <T>(promise: Promise<T>, ms: number, fallback: T): Promise<T> =>
