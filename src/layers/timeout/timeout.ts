@@ -1,6 +1,6 @@
 import type { Clock } from '../../core/clock.js';
 import type { CallContext } from '../../core/context.js';
-import { DeadlineEntry, type DeadlineList, type DeadlineQueue } from '../../core/deadlines.js';
+import type { DeadlineEntry, DeadlineList, DeadlineQueue } from '../../core/deadlines.js';
 import { formatDuration } from '../../core/duration.js';
 import { ServiceClosedError, TimeoutError } from '../../core/errors.js';
 import type { EventHub } from '../../core/events.js';
@@ -13,7 +13,13 @@ import type { TimeoutParams } from './options.js';
  * One call racing its deadline. It settles the caller's promise of its own, or, when the layer
  * above handed it a settler ({@link Service.callInto}), that settler.
  */
-class PendingCall extends DeadlineEntry implements Settler, Settleable {
+class PendingCall implements DeadlineEntry, Settler, Settleable {
+  // A deadline entry by shape rather than by `extends`: a subclass's `super()` costs a builtin
+  // call per construction, and one of these is built per call.
+  at = 0;
+  prev: DeadlineEntry | undefined = undefined;
+  next: DeadlineEntry | undefined = undefined;
+  list: DeadlineList | undefined = undefined;
   resolve!: (value: unknown) => void;
   reject!: (error: unknown) => void;
   readonly promise: Promise<unknown> | undefined;
@@ -43,7 +49,6 @@ class PendingCall extends DeadlineEntry implements Settler, Settleable {
     above: PendingCall | undefined,
     inherited: boolean,
   ) {
-    super();
     this.owner = owner;
     this.ctx = ctx;
     this.previousDeadline = previousDeadline;
