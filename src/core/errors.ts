@@ -106,7 +106,7 @@ export class RateLimitedError extends SidecarlessError {
 }
 
 /** Why a balancer had nothing to send a call to. */
-export type NoEndpointsReason = 'none-discovered' | 'all-ejected' | 'discovery-failing' | 'closed';
+export type NoEndpointsReason = 'none-discovered' | 'factory-failed' | 'all-ejected' | 'discovery-failing' | 'closed';
 
 /** A balancer had no endpoint to pick; {@link NoEndpointsError.reason} says why. */
 export class NoEndpointsError extends SidecarlessError {

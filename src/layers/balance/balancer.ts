@@ -1,4 +1,4 @@
-import type { Classification, Classifier } from '../../core/classify.js';
+import { type Classification, type Classifier, SUCCESS } from '../../core/classify.js';
 import type { Clock } from '../../core/clock.js';
 import type { CallContext } from '../../core/context.js';
 import { formatDuration } from '../../core/duration.js';
@@ -8,7 +8,7 @@ import type { Param } from '../../core/params.js';
 import type { LayerDescription, Service, Settler, StackEnv } from '../../core/service.js';
 import { callInto } from '../../core/settle.js';
 import type { Changeset, Discovery, Endpoint } from '../../discovery/types.js';
-import { DenseSet, EndpointCall, EndpointState, LoadTable } from './endpoint.js';
+import { addPending, DenseSet, EndpointCall, EndpointState, LoadTable, UnbuiltEndpoints } from './endpoint.js';
 import { type BalanceParams, describeBalanceParams } from './options.js';
 import { Picker } from './pick.js';
 
@@ -45,6 +45,8 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
   /** Removed endpoints still finishing calls; closed when their last call settles. */
   readonly #draining = new Set<EndpointState<Req, Res>>();
   readonly #closing = new Set<Promise<void>>();
+  /** Discovered endpoints whose factory threw, for {@link NoEndpointsError}. */
+  readonly #unbuilt = new UnbuiltEndpoints();
   readonly #picker: Picker;
   readonly #discovery: Discovery;
   readonly #factory: EndpointFactory<Req, Res>;
@@ -112,7 +114,7 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
     if (endpoint === undefined) settler.settle(true, this.#noEndpoints(params));
     else {
       ctx.endpoint = endpoint.id;
-      endpoint.pending++;
+      addPending(this.#loads.data, endpoint.slot, 1);
       endpoint.calls++;
       callInto(endpoint.service, req, ctx, new EndpointCall(this as BalanceService<unknown, unknown>, endpoint, params, now, ctx, settler));
     }
@@ -140,7 +142,7 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
    */
   #callEndpoint(endpoint: EndpointState<Req, Res>, req: Req, ctx: CallContext, params: BalanceParams, start: number): Promise<Res> {
     ctx.endpoint = endpoint.id;
-    endpoint.pending++;
+    addPending(this.#loads.data, endpoint.slot, 1);
     endpoint.calls++;
     let promise: Promise<Res>;
     try {
@@ -164,14 +166,19 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
     outcome: unknown,
     ctx: CallContext,
   ): void {
-    endpoint.pending--;
+    const pending = addPending(this.#loads.data, endpoint.slot, -1);
     try {
-      const verdict = threw ? this.#classifier.classifyError(outcome) : this.#classifier.classifyResult(outcome);
+      const classifier = this.#classifier;
+      const verdict = threw
+        ? classifier.classifyError(outcome)
+        : classifier.judgesResults === false
+          ? SUCCESS
+          : classifier.classifyResult(outcome);
       this.#account(endpoint, params, start, verdict, ctx);
     } catch (error) {
       warnBookkeeping(error);
     }
-    if (endpoint.state === 'removed' && endpoint.pending === 0) this.#closeEndpoint(endpoint);
+    if (pending === 0 && endpoint.state === 'removed') this.#closeEndpoint(endpoint);
   }
 
   /**
@@ -227,6 +234,8 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
         next === Number.POSITIVE_INFINITY ? detail : `${detail}, next probe in ${formatDuration(Math.ceil(next - this.#clock.now()))}`,
       );
     }
+    const unbuilt = this.#unbuilt.explain();
+    if (unbuilt !== undefined) return new NoEndpointsError('factory-failed', unbuilt.detail, { cause: unbuilt.cause });
     const status = this.#discovery.status();
     if (status.health === 'failing') {
       return new NoEndpointsError('discovery-failing', String((status.lastError as Error)?.message ?? status.lastError), {
@@ -314,11 +323,13 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
     try {
       service = this.#factory(endpoint);
     } catch (error) {
+      this.#unbuilt.failed(endpoint.id, error);
       if (this.#events.wants('endpoint-factory-error')) {
         this.#events.emit('endpoint-factory-error', { service: this.#service, endpoint: endpoint.id, error });
       }
       return;
     }
+    this.#unbuilt.forget(endpoint.id);
     const state = new EndpointState(endpoint, service, this.#loads, this.#param.get().defaultRttMs, this.#clock.now());
     this.#byId.set(state.id, state);
     this.#all.add(state);
@@ -326,6 +337,7 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
   }
 
   #remove(id: string): void {
+    this.#unbuilt.forget(id);
     const endpoint = this.#byId.get(id);
     if (endpoint === undefined) return;
     this.#byId.delete(id);

@@ -36,8 +36,8 @@
  * `Retry-After` (429, 503) counts as a round trip that long, pushing load away from a server
  * that asked for it. When fewer than half the endpoints are ready the balancer panics and picks
  * among all of them — a mesh that ejects everything fails everything. When it has nothing to
- * pick, {@link NoEndpointsError} says why: `none-discovered`, `all-ejected` or
- * `discovery-failing`.
+ * pick, {@link NoEndpointsError} says why: `none-discovered`, `factory-failed` (every endpoint's
+ * factory threw; the latest error is the cause), `all-ejected` or `discovery-failing`.
  *
  * **Where it goes.** The balancer is the innermost service: its inner is the endpoint's.
  * As a {@link Layer} (`.layer(balance(...))`), the service it wraps is ignored and closed with
@@ -80,7 +80,8 @@ export interface BalanceLayerOptions {
 
 /**
  * The balance layer: `builder.build(inner)` over `.layer(balance(discovery, (e) => service))`.
- * Options may be live (`live(store, (c) => c.services.users?.loadBalancer)`).
+ * Options may be live: `configured(store, 'users').balance` follows the document's `loadBalancer`,
+ * or `live(store, select)` with a selector of your own returning {@link BalanceOptions}.
  */
 export function balance<Req, Res>(
   discovery: Discovery,

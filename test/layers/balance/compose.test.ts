@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { test } from 'node:test';
 import { ServiceBuilder } from '../../../src/builder/index.js';
 import { CallContext } from '../../../src/core/context.js';
+import type { NoEndpointsError } from '../../../src/core/errors.js';
 import { type Endpoint, StaticDiscovery } from '../../../src/discovery/index.js';
 import { balance } from '../../../src/layers/balance/index.js';
 import { MockService } from '../../../src/testing/index.js';
@@ -37,6 +38,30 @@ test('a throwing endpoint factory is reported and that endpoint left out', async
   discovery.set([{ address: 'bad' }, { address: 'good' }]);
   assert.deepEqual(errors, ['bad: no pool for you']);
   for (let i = 0; i < 5; i++) assert.equal(await get(), 'good');
+  await get.close();
+});
+
+test('when every endpoint failed to build, calls say so with the factory error as cause, not "none discovered"', async () => {
+  const noPool = new Error('no pool for you');
+  const discovery = new StaticDiscovery([{ address: 'a' }, { address: 'b' }]);
+  let broken = true;
+  const get = new ServiceBuilder({ registry: false }).balance(discovery, (endpoint: Endpoint) => {
+    if (broken) throw noPool;
+    return async () => endpoint.address;
+  });
+  await assert.rejects(
+    get(),
+    (e: NoEndpointsError) =>
+      e.reason === 'factory-failed' &&
+      e.message === 'no endpoints: factory failed (2 endpoints failed to build: no pool for you)' &&
+      e.cause === noPool,
+  );
+  // Once an endpoint builds, or the ones that failed are gone, the failures no longer explain anything.
+  broken = false;
+  discovery.set([{ address: 'a' }, { address: 'c' }]);
+  assert.equal(await get(), 'c');
+  discovery.set([]);
+  await assert.rejects(get(), (e: NoEndpointsError) => e.reason === 'none-discovered');
   await get.close();
 });
 
