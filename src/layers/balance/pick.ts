@@ -1,4 +1,4 @@
-import { type DenseSet, type EndpointState, type LoadTable, leastRequestCost, peakEwmaCost } from './endpoint.js';
+import { type DenseSet, type EndpointState, type LoadTable, leastRequestPrefersSecond, peakEwmaPrefersSecond } from './endpoint.js';
 import type { BalanceParams } from './options.js';
 
 /**
@@ -159,9 +159,7 @@ export class Picker {
     const a = slots[i] as number;
     const b = slots[j] as number;
     const bWins =
-      params.strategy === 'p2c-least-request'
-        ? leastRequestCost(data, b) < leastRequestCost(data, a)
-        : peakEwmaCost(data, b, now, params.decayMs) < peakEwmaCost(data, a, now, params.decayMs);
+      params.strategy === 'p2c-least-request' ? leastRequestPrefersSecond(data, a, b) : peakEwmaPrefersSecond(data, a, b, now, params.decayMs);
     this.#loser = bWins ? i : j;
     return items[bWins ? j : i] as EndpointState<Req, Res>;
   }
