@@ -159,7 +159,9 @@ export class Picker {
     const a = slots[i] as number;
     const b = slots[j] as number;
     const bWins =
-      params.strategy === 'p2c-least-request' ? leastRequestPrefersSecond(data, a, b) : peakEwmaPrefersSecond(data, a, b, now, params.decayMs);
+      params.strategy === 'p2c-least-request'
+        ? leastRequestPrefersSecond(data, a, b)
+        : peakEwmaPrefersSecond(data, a, b, now, params.decayMs);
     this.#loser = bWins ? i : j;
     return items[bWins ? j : i] as EndpointState<Req, Res>;
   }
