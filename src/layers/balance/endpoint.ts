@@ -240,26 +240,22 @@ export class LoadTable {
  * allocations that way, about a bare call in a mesh stack.
  */
 export function peakEwmaPrefersSecond(data: Float64Array, a: number, b: number, now: number, decayMs: number): boolean {
-  const baseA = a * FIELDS;
-  const baseB = b * FIELDS;
-  let ewmaA = data[baseA + EWMA] as number;
-  const elapsedA = now - (data[baseA + STAMP] as number);
-  if (elapsedA > 0) {
-    const x = elapsedA / decayMs;
-    ewmaA *= x < 1e-2 ? 1 - x + 0.5 * x * x : Math.exp(-x);
-    data[baseA + EWMA] = ewmaA;
-    data[baseA + STAMP] = now;
+  let costA = 0;
+  let costB = 0;
+  for (let k = 0; k < 2; k++) {
+    const base = (k === 0 ? a : b) * FIELDS;
+    let ewma = data[base + EWMA] as number;
+    const elapsed = now - (data[base + STAMP] as number);
+    if (elapsed > 0) {
+      const x = elapsed / decayMs;
+      ewma *= x < 1e-2 ? 1 - x + 0.5 * x * x : Math.exp(-x);
+      data[base + EWMA] = ewma;
+      data[base + STAMP] = now;
+    }
+    const cost = (ewma * ((data[base + PENDING] as number) + 1)) / (data[base + WEIGHT] as number);
+    if (k === 0) costA = cost;
+    else costB = cost;
   }
-  let ewmaB = data[baseB + EWMA] as number;
-  const elapsedB = now - (data[baseB + STAMP] as number);
-  if (elapsedB > 0) {
-    const x = elapsedB / decayMs;
-    ewmaB *= x < 1e-2 ? 1 - x + 0.5 * x * x : Math.exp(-x);
-    data[baseB + EWMA] = ewmaB;
-    data[baseB + STAMP] = now;
-  }
-  const costA = (ewmaA * ((data[baseA + PENDING] as number) + 1)) / (data[baseA + WEIGHT] as number);
-  const costB = (ewmaB * ((data[baseB + PENDING] as number) + 1)) / (data[baseB + WEIGHT] as number);
   return costB < costA;
 }
 
