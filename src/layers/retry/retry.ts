@@ -75,8 +75,8 @@ export class RetryService<Req, Res> implements Service<Req, Res> {
   #budgetSource: RetryBudget | RetryBudgetOptions | undefined = undefined;
   #budget: RetryBudget | undefined = undefined;
   #closed = false;
-  /** Wakers of the calls sleeping in a backoff. */
-  readonly #sleepers = new Set<() => void>();
+  /** Wakers of the calls sleeping in a backoff; made at the first backoff (a set per stack is ~150 B of heap). */
+  #sleepers: Set<() => void> | undefined = undefined;
 
   constructor(inner: Service<Req, Res>, param: Param<RetryParams>, env: StackEnv) {
     this.#inner = inner;
@@ -222,7 +222,7 @@ export class RetryService<Req, Res> implements Service<Req, Res> {
           });
         }
         previousDelay = delay;
-        if (delay > 0 && !(await sleep(this.#env.clock, delay, ctx, this.#sleepers))) skip = 'cancelled';
+        if (delay > 0 && !(await sleep(this.#env.clock, delay, ctx, (this.#sleepers ??= new Set())))) skip = 'cancelled';
         else if (ctx.cancelled || this.#closed) skip = 'cancelled';
         else if (this.#env.clock.now() >= deadline) skip = 'deadline';
         // Only a result that is really replaced is discarded: one returned after all must stay whole.
@@ -305,7 +305,7 @@ export class RetryService<Req, Res> implements Service<Req, Res> {
   async close(): Promise<void> {
     this.#closed = true;
     // Calls sleeping in a backoff end now, with their last failure: none outlives the stack.
-    for (const wake of [...this.#sleepers]) wake();
+    for (const wake of [...(this.#sleepers ?? [])]) wake();
     if (this.#perTry !== undefined) await this.#perTry.close();
     else await this.#inner.close?.();
   }
