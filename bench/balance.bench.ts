@@ -7,7 +7,8 @@
  *   difference is what the balancer adds, paying its own two clock reads;
  * - the same for a mesh stack (metrics + timeout + retry), where the balancer takes its start
  *   time from the reading the metrics layer shares and hands its end time up to it: what a
- *   balancer adds to the stack a service would run, clock reads included once.
+ *   balancer adds to the stack a service would run, clock reads included once; with P2C over
+ *   peak EWMA, P2C over pending calls and round robin, to tell the pick from the structure.
  *
  *   npm run bench:balance
  */
@@ -58,11 +59,15 @@ const registry = new MetricsRegistry();
 const mesh = (name: string) => new ServiceBuilder({ name, registry: false }).metrics({ registry }).timeout('1s').retry({ attempts: 2 });
 const meshPlain = mesh('mesh-plain').service(withCtx);
 const meshBalanced = mesh('mesh-balanced').balance(new StaticDiscovery(endpoints(3)), () => withCtx);
+const meshRoundRobin = mesh('mesh-rr').balance(new StaticDiscovery(endpoints(3)), () => withCtx, { strategy: 'round-robin' });
+const meshLeastRequest = mesh('mesh-lr').balance(new StaticDiscovery(endpoints(3)), () => withCtx, { strategy: 'p2c-least-request' });
 cases['stack: retry -> fn'] = async () => (sink += await plain(i++));
 cases['stack: retry -> balance(3, p2c) -> fn'] = async () => (sink += await balanced(i++));
 cases['stack: retry -> balance(3, round-robin) -> fn'] = async () => (sink += await roundRobin(i++));
 cases['mesh stack: metrics+timeout+retry -> fn'] = async () => (sink += await meshPlain(i++));
 cases['mesh stack: metrics+timeout+retry -> balance(3, p2c) -> fn'] = async () => (sink += await meshBalanced(i++));
+cases['mesh stack: metrics+timeout+retry -> balance(3, round-robin) -> fn'] = async () => (sink += await meshRoundRobin(i++));
+cases['mesh stack: metrics+timeout+retry -> balance(3, p2c-least-request) -> fn'] = async () => (sink += await meshLeastRequest(i++));
 cases['bare async call + 2 performance.now()'] = async () => (sink += (await bare(i++)) + performance.now() - performance.now());
 
 const results = await measure(cases, { calls: 100_000, rounds: 7, processes: 5 });
@@ -100,8 +105,9 @@ const pickSpread = Math.max(...picks.map((p) => p.ns)) / Math.min(...picks.map((
 const added = (ns('stack: retry -> balance(3, p2c) -> fn') - ns('stack: retry -> fn')) / bareNs;
 const addedRoundRobin = (ns('stack: retry -> balance(3, round-robin) -> fn') - ns('stack: retry -> fn')) / bareNs;
 const clockReads = ns('bare async call + 2 performance.now()') - bareNs;
-const meshAdded =
-  (ns('mesh stack: metrics+timeout+retry -> balance(3, p2c) -> fn') - ns('mesh stack: metrics+timeout+retry -> fn')) / bareNs;
+const meshAddedBy = (strategy: string) =>
+  (ns(`mesh stack: metrics+timeout+retry -> balance(3, ${strategy}) -> fn`) - ns('mesh stack: metrics+timeout+retry -> fn')) / bareNs;
+const meshAdded = meshAddedBy('p2c');
 const checks = [
   check('P2C pick alone, slowest / fastest of 3, 100, 10,000 endpoints', pickSpread, 2),
   check('balancer call (P2C), slowest / fastest of 3, 100, 10,000 endpoints', spread('p2c-peak-ewma'), 2),
@@ -122,7 +128,8 @@ writeResults(
     '',
     `The balancer adds ${(ns('stack: retry -> balance(3, p2c) -> fn') - ns('stack: retry -> fn')).toFixed(0)} ns per call to a retry stack (${added.toFixed(2)} bare calls of ${bareNs.toFixed(0)} ns) with P2C over peak EWMA, ` +
       `${(ns('stack: retry -> balance(3, round-robin) -> fn') - ns('stack: retry -> fn')).toFixed(0)} ns (${addedRoundRobin.toFixed(2)} bare calls) with round robin.`,
-    `Added to a mesh stack (metrics+timeout+retry), where the clock readings are shared, P2C over peak EWMA adds ${(meshAdded * bareNs).toFixed(0)} ns (${meshAdded.toFixed(2)} bare calls).`,
+    `Added to a mesh stack (metrics+timeout+retry), where the clock readings are shared, P2C over peak EWMA adds ${(meshAdded * bareNs).toFixed(0)} ns (${meshAdded.toFixed(2)} bare calls); ` +
+      `P2C by pending calls alone adds ${meshAddedBy('p2c-least-request').toFixed(2)} bare calls, round robin ${meshAddedBy('round-robin').toFixed(2)}.`,
     `Peak EWMA needs the round-trip time: its two clock reads (performance.now()) alone cost ${clockReads.toFixed(0)} ns here (${(clockReads / bareNs).toFixed(2)} bare calls).`,
     '',
     ...checks.map((c) => c.line),
