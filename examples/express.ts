@@ -22,10 +22,16 @@ const mesh = meshMiddleware({
   readiness,
   admin: { prefix: '/_mesh', handler: createAdminHandler({ metrics, readiness }) },
 });
+// The requests admitted under the limit are held until the others have been shed, so what this
+// prints does not depend on how fast the machine answers.
+let released!: () => void;
+const admittedMayAnswer = new Promise<void>((resolve) => {
+  released = resolve;
+});
 const app = express();
 app.use(mesh);
 app.get('/users/:id', async (req, res) => {
-  await new Promise((r) => setTimeout(r, 50));
+  await admittedMayAnswer;
   res.json({ id: req.params.id });
 });
 const server = app.listen(0, '127.0.0.1');
@@ -37,14 +43,16 @@ console.log(`before warm-up: ${before.status} ${await before.text()}`);
 console.log(`admin /ready while not ready: ${(await fetch(`${url}/_mesh/ready`)).status}`);
 warmup.release();
 
+let shed = 0;
 const statuses = await Promise.all(
   Array.from({ length: 5 }, async (_, i) => {
     const res = await fetch(`${url}/users/${i}`);
+    if (res.status === 503 && ++shed === 3) released();
     await res.text();
     return `${res.status}${res.headers.get('retry-after') ? ` (Retry-After ${res.headers.get('retry-after')})` : ''}`;
   }),
 );
-console.log(`5 concurrent requests, limit 2: ${statuses.join(', ')}`);
+console.log(`5 concurrent requests, limit 2: ${statuses.sort().join(', ')}`);
 const routes = metrics
   .snapshot()[0]
   ?.routes.map((r) => `${r.route}=${r.requests}`)

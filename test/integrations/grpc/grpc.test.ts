@@ -265,7 +265,7 @@ test('a call without a signal never listens on the shared never-firing signal, a
 });
 
 test('balanced over endpoints: one channel each, the slow one avoided', async () => {
-  const slow = await startServer('slow', () => new Promise((r) => setTimeout(() => r('hi'), 40)));
+  const slow = await startServer('slow', () => new Promise((r) => setTimeout(() => r('hi'), 250)));
   const quick = await startServer('quick', () => 'hi');
   const client = meshGrpcClient(Greeter, { endpoints: [slow.address, quick.address], retry: false, registry: false });
   const servedBy: Record<string, number> = {};
