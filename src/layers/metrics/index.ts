@@ -52,7 +52,11 @@ export type { MeterProviderLike } from './otel.js';
 export { defaultMetricsRegistry, type LatencyPercentiles, MetricsRegistry, type ServiceStats, type SnapshotOptions } from './registry.js';
 export { type MetricsScope, MetricsState, RETRY_OUTCOMES, type RetryOutcome } from './state.js';
 
-/** Events of other layers counted by default, when a layer of the stack publishes them. */
+/**
+ * Events of other layers counted by default, when a layer of the stack publishes them.
+ * (Discovery errors have a counter of their own, read from the balancer's description: a
+ * discovery publishes on its own hub, which no stack hears.)
+ */
 export const DEFAULT_COUNTED_EVENTS: readonly string[] = Object.freeze([
   'timeout',
   'not-ready',
@@ -64,7 +68,6 @@ export const DEFAULT_COUNTED_EVENTS: readonly string[] = Object.freeze([
   'endpoint-ejected',
   'endpoint-restored',
   'balancer-panic',
-  'discovery-error',
 ]);
 
 /** Events counted under a more telling name: a breaker transition by the state it entered. */
