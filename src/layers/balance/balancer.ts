@@ -8,9 +8,10 @@ import type { Param } from '../../core/params.js';
 import type { LayerDescription, Service, Settler, StackEnv } from '../../core/service.js';
 import { callInto } from '../../core/settle.js';
 import type { Changeset, Discovery, Endpoint } from '../../discovery/types.js';
-import { addPending, DenseSet, EndpointCall, EndpointState, LoadTable, UnbuiltEndpoints } from './endpoint.js';
+import { addPending, DenseSet, EndpointCall, EndpointState, LoadTable } from './endpoint.js';
 import { type BalanceParams, describeBalanceParams } from './options.js';
 import { Picker } from './pick.js';
+import { accrualBackoff, UnbuiltEndpoints } from './unbuilt.js';
 
 /** Builds the inner service of one endpoint: an undici pool, a gRPC client, any function. */
 export type EndpointFactory<Req, Res> = (endpoint: Endpoint) => Service<Req, Res>;
@@ -23,8 +24,8 @@ declare module '../../core/events.js' {
     'endpoint-restored': { service: string; endpoint: string };
     /** Too few endpoints are ready: picking among all of them (`active`), or back to normal. */
     'balancer-panic': { service: string; active: boolean; ready: number; total: number };
-    /** The endpoint factory threw; the endpoint is left out. */
-    'endpoint-factory-error': { service: string; endpoint: string; error: unknown };
+    /** The endpoint factory threw; the endpoint is left out and built again in `retryInMs`. */
+    'endpoint-factory-error': { service: string; endpoint: string; error: unknown; retryInMs: number };
   }
 }
 
@@ -46,7 +47,7 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
   readonly #draining = new Set<EndpointState<Req, Res>>();
   readonly #closing = new Set<Promise<void>>();
   /** Discovered endpoints whose factory threw, for {@link NoEndpointsError}. */
-  readonly #unbuilt = new UnbuiltEndpoints();
+  readonly #unbuilt: UnbuiltEndpoints;
   readonly #picker: Picker;
   readonly #discovery: Discovery;
   readonly #factory: EndpointFactory<Req, Res>;
@@ -79,6 +80,9 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
     this.#service = env.service;
     this.#random = env.random;
     this.#picker = new Picker(env.random, this.#loads);
+    this.#unbuilt = new UnbuiltEndpoints(env.clock, env.random, (endpoint) => {
+      if (!this.#closed && !this.#byId.has(endpoint.id)) this.#insert(endpoint);
+    });
     this.#ownsDiscovery = options.ownsDiscovery;
     this.#inner = options.inner;
     this.#subscription = discovery.subscribe((changes) => this.#apply(changes));
@@ -274,8 +278,7 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
   }
 
   #eject(endpoint: EndpointState<Req, Res>, params: BalanceParams, now: number): void {
-    const base = Math.min(params.backoffMaxMs, params.backoffMinMs * 2 ** Math.min(endpoint.ejections, 30));
-    const backoffMs = Math.min(params.backoffMaxMs, base + base * params.backoffJitter * this.#random());
+    const backoffMs = accrualBackoff(endpoint.ejections, params, this.#random);
     endpoint.ejections++;
     endpoint.state = 'ejected';
     endpoint.ejectedUntil = now + backoffMs;
@@ -284,6 +287,8 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
       endpoint.timer = undefined;
       if (endpoint.state === 'ejected') this.#probes.push(endpoint);
     }, backoffMs);
+    // An ejection running out is no reason for a finished program to stay up.
+    this.#clock.unrefTimer?.(endpoint.timer);
     if (this.#events.wants('endpoint-ejected')) {
       this.#events.emit('endpoint-ejected', {
         service: this.#service,
@@ -323,9 +328,9 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
     try {
       service = this.#factory(endpoint);
     } catch (error) {
-      this.#unbuilt.failed(endpoint.id, error);
+      const retryInMs = this.#unbuilt.failed(endpoint, error, this.#param.get());
       if (this.#events.wants('endpoint-factory-error')) {
-        this.#events.emit('endpoint-factory-error', { service: this.#service, endpoint: endpoint.id, error });
+        this.#events.emit('endpoint-factory-error', { service: this.#service, endpoint: endpoint.id, error, retryInMs });
       }
       return;
     }
@@ -410,6 +415,7 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
     if (this.#closed) return;
     this.#closed = true;
     this.#subscription.dispose();
+    this.#unbuilt.clear();
     for (const id of [...this.#byId.keys()]) this.#remove(id);
     if (this.#draining.size > 0 || this.#closing.size > 0) {
       await new Promise<void>((resolve) => {

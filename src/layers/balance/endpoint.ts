@@ -139,45 +139,6 @@ export class EndpointState<Req, Res> {
   }
 }
 
-/**
- * The endpoints whose factory threw, each with its error, kept until the endpoint is built or
- * removed: a balancer left with nothing to pick then says its endpoints failed to build, and
- * why, instead of that none were discovered — which sends an operator to check DNS when the
- * bug is in the factory. Touched only when the set changes and when a call finds nothing.
- */
-export class UnbuiltEndpoints {
-  readonly #errors = new Map<string, unknown>();
-
-  /** The factory threw for `id`; the latest error goes last. */
-  failed(id: string, error: unknown): void {
-    this.#errors.delete(id);
-    this.#errors.set(id, error);
-  }
-
-  /** `id` was built or removed. */
-  forget(id: string): void {
-    this.#errors.delete(id);
-  }
-
-  /** Endpoints left out because their factory threw. */
-  get size(): number {
-    return this.#errors.size;
-  }
-
-  /**
-   * What a call that found nothing to pick should say, or `undefined` when no endpoint failed to
-   * build: how many failed and the latest factory error, which is also the cause.
-   */
-  explain(): { detail: string; cause: unknown } | undefined {
-    let cause: unknown;
-    for (const error of this.#errors.values()) cause = error;
-    const count = this.#errors.size;
-    if (count === 0) return undefined;
-    const message = cause instanceof Error ? cause.message : String(cause);
-    return { detail: `${count} endpoint${count === 1 ? '' : 's'} failed to build: ${message}`, cause };
-  }
-}
-
 let versions = 0;
 
 const FIELDS = 4;

@@ -6,7 +6,7 @@ import { CallContext } from '../../../src/core/context.js';
 import type { NoEndpointsError } from '../../../src/core/errors.js';
 import { type Endpoint, StaticDiscovery } from '../../../src/discovery/index.js';
 import { balance } from '../../../src/layers/balance/index.js';
-import { MockService } from '../../../src/testing/index.js';
+import { MockService, VirtualClock } from '../../../src/testing/index.js';
 
 test('a retry above the balancer picks again and lands on a healthy endpoint', async () => {
   const reset = Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
@@ -99,4 +99,40 @@ test('as a layer: the wrapped service is ignored and closed with the balancer', 
   await service.close?.();
   assert.equal(ignored.closed, true);
   assert.equal(endpointService.closed, true);
+});
+
+test('an endpoint whose factory threw is built again after a growing backoff, until it builds; close calls off what is due', async () => {
+  const clock = new VirtualClock();
+  const retries: number[] = [];
+  let failures = 2;
+  const builds: string[] = [];
+  const discovery = new StaticDiscovery([]);
+  const get = new ServiceBuilder({ registry: false, clock, random: () => 0 }).balance(
+    discovery,
+    (endpoint: Endpoint) => {
+      builds.push(endpoint.address);
+      if (endpoint.address === 'flaky' && failures-- > 0) throw new Error('pool not ready');
+      return async () => endpoint.address;
+    },
+    { failureAccrual: { backoff: { min: '1s', max: '1m', jitter: 0 } } },
+  );
+  get.events.on('endpoint-factory-error', (e) => retries.push(e.retryInMs));
+  discovery.set([{ address: 'flaky' }]);
+  await assert.rejects(get(), (e: NoEndpointsError) => e.reason === 'factory-failed');
+  assert.deepEqual(retries, [1000]);
+  await clock.advance(999);
+  assert.deepEqual(builds, ['flaky'], 'not before its backoff');
+  await clock.advance(1);
+  assert.deepEqual(retries, [1000, 2000], 'the second failure backs off twice as long');
+  await clock.advance(2000);
+  assert.deepEqual(builds, ['flaky', 'flaky', 'flaky']);
+  assert.equal(await get(), 'flaky');
+  assert.equal(clock.pendingTimers, 0, 'built: nothing more is due');
+
+  // A factory still failing when the stack closes leaves no timer behind.
+  failures = Number.POSITIVE_INFINITY;
+  discovery.set([{ address: 'flaky', port: 81 }]);
+  assert.equal(clock.pendingTimers, 1);
+  await get.close();
+  assert.equal(clock.pendingTimers, 0);
 });
