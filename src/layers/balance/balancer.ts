@@ -8,10 +8,11 @@ import type { Param } from '../../core/params.js';
 import type { LayerDescription, Service, Settler, StackEnv } from '../../core/service.js';
 import { callInto } from '../../core/settle.js';
 import type { Changeset, Discovery, Endpoint } from '../../discovery/types.js';
+import { FailureAccrual } from './accrual.js';
 import { addPending, DenseSet, EndpointCall, EndpointState, LoadTable } from './endpoint.js';
 import { type BalanceParams, describeBalanceParams } from './options.js';
 import { Picker } from './pick.js';
-import { accrualBackoff, UnbuiltEndpoints } from './unbuilt.js';
+import { UnbuiltEndpoints } from './unbuilt.js';
 
 /** Builds the inner service of one endpoint: an undici pool, a gRPC client, any function. */
 export type EndpointFactory<Req, Res> = (endpoint: Endpoint) => Service<Req, Res>;
@@ -41,8 +42,7 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
   readonly #ready = new DenseSet<Req, Res>('readyIndex');
   /** Every endpoint not removed, for panic mode. */
   readonly #all = new DenseSet<Req, Res>('allIndex');
-  /** Ejected endpoints whose backoff ran out, each waiting for its single probe call. */
-  readonly #probes: EndpointState<Req, Res>[] = [];
+  readonly #accrual: FailureAccrual<Req, Res>;
   /** Removed endpoints still finishing calls; closed when their last call settles. */
   readonly #draining = new Set<EndpointState<Req, Res>>();
   readonly #closing = new Set<Promise<void>>();
@@ -56,7 +56,6 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
   readonly #classifier: Classifier<unknown>;
   readonly #events: EventHub;
   readonly #service: string;
-  readonly #random: () => number;
   readonly #ownsDiscovery: boolean;
   readonly #inner: Service<unknown, unknown> | undefined;
   readonly #subscription: Subscription;
@@ -78,8 +77,8 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
     this.#classifier = env.classifier;
     this.#events = env.events;
     this.#service = env.service;
-    this.#random = env.random;
     this.#picker = new Picker(env.random, this.#loads);
+    this.#accrual = new FailureAccrual(this.#ready, env);
     this.#unbuilt = new UnbuiltEndpoints(env.clock, env.random, (endpoint) => {
       if (!this.#closed && !this.#byId.has(endpoint.id)) this.#insert(endpoint);
     });
@@ -196,7 +195,7 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
       endpoint.observe(now, now - start, params.decayMs);
     }
     if (verdict.kind === 'failure' || verdict.retryAfterMs !== undefined) this.#accountFailure(endpoint, params, verdict, ctx);
-    else if (endpoint.failures !== 0 || endpoint.state !== 'active') this.#succeeded(endpoint);
+    else if (endpoint.failures !== 0 || endpoint.state !== 'active') this.#accrual.succeeded(endpoint);
   }
 
   /** A failure, or an answer that asks to come back later (Retry-After). */
@@ -205,19 +204,14 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
     // A server's Retry-After (429, 503) is the best estimate of when it is worth calling again:
     // count it as a round trip that long, so the endpoint is avoided and the penalty decays.
     if (verdict.retryAfterMs !== undefined) endpoint.observe(now, verdict.retryAfterMs, params.decayMs);
-    if (verdict.kind === 'failure') this.#failed(endpoint, params, now);
-    else this.#succeeded(endpoint);
+    if (verdict.kind === 'failure') this.#accrual.failed(endpoint, params, now);
+    else this.#accrual.succeeded(endpoint);
   }
 
   #pick(params: BalanceParams, now: number): EndpointState<Req, Res> | undefined {
-    const probes = this.#probes;
-    while (probes.length > 0) {
-      const probe = probes.pop() as EndpointState<Req, Res>;
-      // One whose ejection ended otherwise meanwhile (a call sent before it succeeded, or it was
-      // removed) is no longer waiting for a probe.
-      if (probe.state !== 'ejected') continue;
-      probe.state = 'probing';
-      return probe;
+    if (this.#accrual.probesDue > 0) {
+      const probe = this.#accrual.nextProbe();
+      if (probe !== undefined) return probe;
     }
     const ready = this.#ready.size;
     const total = this.#all.size;
@@ -252,52 +246,6 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
   #setPanic(active: boolean, ready: number, total: number): void {
     this.#panic = active;
     if (this.#events.wants('balancer-panic')) this.#events.emit('balancer-panic', { service: this.#service, active, ready, total });
-  }
-
-  #succeeded(endpoint: EndpointState<Req, Res>): void {
-    endpoint.failures = 0;
-    if (endpoint.state === 'probing' || endpoint.state === 'ejected') {
-      // The probe (or a call sent during panic) answered: the endpoint is healthy again.
-      if (endpoint.timer !== undefined) this.#clock.clearTimer(endpoint.timer);
-      endpoint.timer = undefined;
-      endpoint.ejections = 0;
-      endpoint.state = 'active';
-      this.#ready.add(endpoint);
-      if (this.#events.wants('endpoint-restored'))
-        this.#events.emit('endpoint-restored', { service: this.#service, endpoint: endpoint.id });
-    }
-  }
-
-  #failed(endpoint: EndpointState<Req, Res>, params: BalanceParams, now: number): void {
-    endpoint.failures++;
-    endpoint.failuresTotal++;
-    if (params.consecutiveFailures === 0) return;
-    if (endpoint.state === 'probing' || (endpoint.state === 'active' && endpoint.failures >= params.consecutiveFailures)) {
-      this.#eject(endpoint, params, now);
-    }
-  }
-
-  #eject(endpoint: EndpointState<Req, Res>, params: BalanceParams, now: number): void {
-    const backoffMs = accrualBackoff(endpoint.ejections, params, this.#random);
-    endpoint.ejections++;
-    endpoint.state = 'ejected';
-    endpoint.ejectedUntil = now + backoffMs;
-    this.#ready.delete(endpoint);
-    endpoint.timer = this.#clock.setTimer(() => {
-      endpoint.timer = undefined;
-      if (endpoint.state === 'ejected') this.#probes.push(endpoint);
-    }, backoffMs);
-    // An ejection running out is no reason for a finished program to stay up.
-    this.#clock.unrefTimer?.(endpoint.timer);
-    if (this.#events.wants('endpoint-ejected')) {
-      this.#events.emit('endpoint-ejected', {
-        service: this.#service,
-        endpoint: endpoint.id,
-        failures: endpoint.failures,
-        backoffMs,
-        ejections: endpoint.ejections,
-      });
-    }
   }
 
   #apply(changes: Changeset): void {

@@ -1,19 +1,6 @@
 import type { Clock, TimerHandle } from '../../core/clock.js';
 import type { Endpoint } from '../../discovery/types.js';
-import type { BalanceParams } from './options.js';
-
-/** The backoff params an ejection and a rebuild share. */
-type BackoffParams = Pick<BalanceParams, 'backoffMinMs' | 'backoffMaxMs' | 'backoffJitter'>;
-
-/**
- * The `n`-th backoff (from 0) of an endpoint: doubling from the minimum, capped at the maximum,
- * with up to `jitter` of itself added so that endpoints ejected together do not come back
- * together (Linkerd's failure-accrual backoff).
- */
-export function accrualBackoff(n: number, params: BackoffParams, random: () => number): number {
-  const base = Math.min(params.backoffMaxMs, params.backoffMinMs * 2 ** Math.min(n, 30));
-  return Math.min(params.backoffMaxMs, base + base * params.backoffJitter * random());
-}
+import { accrualBackoff, type BackoffParams } from './accrual.js';
 
 interface Unbuilt {
   /** The latest the discovery said of it. */
