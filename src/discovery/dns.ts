@@ -132,7 +132,7 @@ function isEmptyAnswer(error: unknown): boolean {
  * family's endpoints.
  *
  * Of SRV records only the lowest priority is used (higher ones are backups, RFC 2782); the SRV
- * weight becomes the endpoint weight. Each target name is resolved once (`targetType` records),
+ * weight is the target's, split evenly among its addresses. Each target name is resolved once (`targetType` records),
  * several at a time, and one target failing fails the lookup as above. `node:dns` does not
  * expose SRV record TTLs: for SRV the interval is the smallest TTL of the address records used,
  * else `maxTtl`.
@@ -292,7 +292,10 @@ export class DnsDiscovery extends SetDiscovery {
     for (const srv of chosen) {
       const targets = isIP(srv.name) !== 0 ? [{ address: srv.name, ttl: undefined }] : (resolved.get(srv.name) ?? []);
       const metadata = { target: srv.name, priority: srv.priority, srvWeight: srv.weight };
-      for (const target of targets) found.push({ ...target, port: srv.port, weight: Math.max(1, srv.weight), metadata });
+      // The weight is the target's (RFC 2782): its addresses share it, so a dual-stack target
+      // (or one with several A records) draws the share its record asks for, not a multiple.
+      const weight = Math.max(1, srv.weight) / targets.length;
+      for (const target of targets) found.push({ ...target, port: srv.port, weight, metadata });
     }
     return answerOf(found);
   }

@@ -157,6 +157,11 @@ test('SRV: the A and AAAA records of each target, as for A+AAAA; the smallest TT
   const { d, clock, next, ids } = await resolve({ name: '_http._tcp.users.test', type: 'SRV', port: undefined });
   assert.deepEqual(ids(), ['10.1.0.1:9001', '[fd00::1]:9001', '[fd00::2]:9002'], 'c.test has no addresses: it adds nothing');
   assert.deepEqual(d.endpoints().get('[fd00::2]:9002')?.metadata, { target: 'b.test', priority: 10, srvWeight: 1 });
+  assert.deepEqual(
+    ids().map((id) => d.endpoints().get(id)?.weight),
+    [0.5, 0.5, 1],
+    "a.test's two addresses share its weight: the target draws what its record asks, as b.test does",
+  );
   assert.equal(clock.nextTimerAt, 11_400, "a.test's AAAA TTL, 12s, minus 5%");
   assert.equal(d.stats.errors + d.stats.empty, 0);
   // A failing family of one target fails the lookup: the last good set stays.
