@@ -135,7 +135,8 @@ export class ServiceBuilder {
 
   /**
    * Adds a {@link split} layer: calls go to the named `backends` or, as `primary`, to the rest
-   * of the chain, by weight or by rule (`{ weights: { primary: 95, canary: 5 } }`).
+   * of the chain, by weight or by rule (`{ weights: { primary: 95, canary: 5 } }`). The backends
+   * stay yours to close (another split may share them); closing the stack closes its primary.
    */
   split(backends: Readonly<Record<string, Service<any, any>>>, options: OptionsOrLive<SplitOptions> = {}): ServiceBuilder {
     return this.layer(split(backends, options));

@@ -51,6 +51,8 @@ export function startAttributes(
   const attributes: Attributes = { 'sidecarless.service': service };
   if (ctx.route !== undefined) attributes['sidecarless.route'] = ctx.route;
   if (attempt) attributes['sidecarless.attempt'] = ctx.attempt;
+  // A hedge keeps the number of the attempt it hedges: its index tells the two apart.
+  if (attempt && ctx.hedge > 0) attributes['sidecarless.hedge'] = ctx.hedge;
   let name = ctx.route === undefined ? service : `${service} ${ctx.route}`;
   if (protocol === 'http') {
     const { method, url } = httpShape(req);

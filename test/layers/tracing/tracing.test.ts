@@ -14,6 +14,7 @@ import {
   ServiceBuilder,
   tracing,
 } from '../../../src/index.js';
+import { VirtualClock } from '../../../src/testing/index.js';
 
 const reset = () => Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
 
@@ -186,5 +187,36 @@ test('a classifier that throws while a span ends cannot turn a success into a fa
   process.off('warning', onWarning);
   assert.equal(exporter.getFinishedSpans().length, 1, 'the span ended');
   assert.ok(warnings.some((w) => /classifier bug/.test(w)));
+  await fn.close();
+});
+
+test('an attempt span of a hedge carries its hedge index beside the attempt number it hedges', async () => {
+  installSdk();
+  exporter.reset();
+  const clock = new VirtualClock();
+  let releasePrimary!: () => void;
+  const primaryHeld = new Promise<void>((resolve) => {
+    releasePrimary = resolve;
+  });
+  const fn = new ServiceBuilder({ name: 'hedged', registry: false, clock })
+    .hedge({ delay: '10ms', budget: false })
+    .tracing({ scope: 'attempt' })
+    .service(async (ctx: CallContext) => {
+      if (ctx.hedge === 0) await primaryHeld;
+      return ctx.hedge;
+    });
+  const call = fn();
+  await clock.advance(10);
+  assert.equal(await call, 1, 'the hedge answered first');
+  releasePrimary();
+  await clock.runAll();
+  const spans = exporter.getFinishedSpans().map((s) => [s.attributes['sidecarless.attempt'], s.attributes['sidecarless.hedge']]);
+  assert.deepEqual(
+    spans.sort((a, b) => Number(a[1] ?? 0) - Number(b[1] ?? 0)),
+    [
+      [1, undefined],
+      [1, 1],
+    ],
+  );
   await fn.close();
 });
