@@ -50,7 +50,11 @@ export class ConfigDiscovery<S> extends SetDiscovery {
   }
 }
 
-/** A source fed by a config store: `configDiscovery(store, (c) => c.services.users?.endpoints)`. */
+/**
+ * A source fed by a config store: `configDiscovery(store, (c) => c.users?.endpoints)` over a
+ * document of your own, or `configDiscovery(store, (c) => endpointsOf(c, 'users'))` over the mesh
+ * document, whose `host:port` addresses `endpointsOf` splits.
+ */
 export function configDiscovery<S>(
   store: ConfigStore<S>,
   select: (config: S) => readonly EndpointInput[] | undefined,
