@@ -65,6 +65,11 @@ export interface ClientState {
   rejectedVersion: string | undefined;
   problems: readonly OptionProblem[] | undefined;
   lastSeen: number;
+  /**
+   * The certificate the client presented on its latest stream (mTLS): the `client` id is what it
+   * calls itself, the certificate's subject is what the client CA vouches for.
+   */
+  certificate: { subject: string; fingerprint256: string } | undefined;
 }
 
 const MAX_CLIENTS = 10_000;
@@ -90,6 +95,17 @@ const isPem = (value: unknown): value is string | Buffer =>
  * empty or falsy, so an empty value (an unset environment variable, say) would let in any client
  * whose certificate chains to a public root — with no token needed. It is refused instead.
  */
+/** The subject and fingerprint of the certificate a TLS client presented, if any. */
+function peerCertificate(req: IncomingMessage): ClientState['certificate'] {
+  const socket = req.socket as Partial<TLSSocket>;
+  const peer = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : undefined;
+  if (peer === undefined || peer.subject === undefined || !peer.fingerprint256) return undefined;
+  const subject = Object.entries(peer.subject)
+    .map(([key, value]) => `${key}=${Array.isArray(value) ? value.join('+') : String(value)}`)
+    .join(', ');
+  return { subject, fingerprint256: peer.fingerprint256 };
+}
+
 function checkClientCa(clientCa: unknown): void {
   if (clientCa === undefined) return;
   const ok = Array.isArray(clientCa) ? clientCa.length > 0 && clientCa.every(isPem) : isPem(clientCa);
@@ -271,6 +287,7 @@ export class ControlServer implements ConfigSink {
         rejectedVersion: undefined,
         problems: undefined,
         lastSeen: 0,
+        certificate: undefined,
       };
       this.#clients.set(id, client);
     }
@@ -294,6 +311,7 @@ export class ControlServer implements ConfigSink {
       return;
     }
     const client = this.#client(id, req.socket.remoteAddress ?? '');
+    client.certificate = peerCertificate(req);
     // The version the client names is the one in force there: it heals a lost ACK.
     const has = url.searchParams.get('version');
     if (has) client.appliedVersion = has;

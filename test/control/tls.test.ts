@@ -39,6 +39,11 @@ test('mTLS: a client presenting a certificate of the client CA gets the stream; 
   await until(() => store.version === 'v1', 'the snapshot over mTLS');
   await until(() => server.clients()[0]?.appliedVersion === 'v1', 'the ACK over mTLS');
   assert.equal(store.current.value.services.users?.timeout, '1s');
+  // What the client calls itself, beside what its certificate says it is.
+  const seen = server.clients()[0];
+  assert.equal(seen?.id, 'tls-client');
+  assert.equal(seen?.certificate?.subject, 'CN=payments-7f9c');
+  assert.match(seen?.certificate?.fingerprint256 ?? '', /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
 });
 
 test('mTLS: a client without a certificate, or with one of another CA, is refused in the handshake', async () => {
