@@ -23,8 +23,8 @@ export interface MeshEvents {
   retry: { service: string; route: string | undefined; attempt: number; delayMs: number; status: string; error?: unknown };
   /** A failed attempt was not retried, and why. */
   'retry-skipped': { service: string; route: string | undefined; attempt: number; reason: RetrySkipReason; status: string };
-  /** A deadline fired. */
-  timeout: { service: string; route: string | undefined; timeoutMs: number; attempt: number };
+  /** A deadline fired: in attempt `attempt`, and in its `hedge`-th hedge when above 0 (see `CallContext.hedge`). */
+  timeout: { service: string; route: string | undefined; timeoutMs: number; attempt: number; hedge: number };
   /** A readiness gate refused or timed out a call. */
   'not-ready': { service: string; pending: readonly string[] };
   /** A live parameter change was rejected; the previous value stays in force. */

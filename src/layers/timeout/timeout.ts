@@ -185,6 +185,7 @@ export class TimeoutService<Req, Res> implements Service<Req, Res> {
         route: pending.ctx.route,
         timeoutMs: pending.timeoutMs,
         attempt: pending.ctx.attempt,
+        hedge: pending.ctx.hedge,
       });
     }
   }

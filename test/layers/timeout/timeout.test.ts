@@ -223,3 +223,17 @@ test('timeouts inside hedged attempts defer to the call timeout above the hedge:
   await fn.close();
   assert.equal(clock.pendingTimers, 0);
 });
+
+test('a timeout event names the hedge whose deadline fired, beside the attempt it hedges', async () => {
+  const clock = new VirtualClock();
+  const mock = new MockService<[], string>();
+  const fn = new ServiceBuilder({ clock, registry: false }).hedge({ delay: '10ms', budget: false }).timeout('50ms').service(mock.fn);
+  const seen: string[] = [];
+  fn.events.on('timeout', (e) => seen.push(`${e.attempt}.${e.hedge}@${clock.now()}`));
+  const outcome = observe(fn());
+  await clock.runAll();
+  assert.ok(outcome.error instanceof TimeoutError);
+  assert.deepEqual(seen, ['1.0@50', '1.1@60'], 'the primary times out first, then its hedge');
+  await fn.close();
+  assert.equal(clock.pendingTimers, 0);
+});
