@@ -30,6 +30,8 @@ export interface MetricFamily {
 export interface OtelForm {
   readonly name: string;
   readonly unit: string;
+  /** The instrument's description when the Prometheus help does not fit it (a histogram seen as quantiles). */
+  readonly description?: string;
   /**
    * `counter`, `up-down-counter` and `gauge` carry the Prometheus samples as they are;
    * `quantiles` stands for a histogram, which OpenTelemetry cannot observe asynchronously: a
@@ -66,7 +68,13 @@ export const FAMILIES = [
     name: 'sidecarless_response_latency_seconds',
     help: 'Response latency in seconds (Linkerd buckets).',
     type: 'histogram',
-    otel: { name: 'sidecarless.response.latency', unit: 'ms', instrument: 'quantiles' },
+    otel: {
+      name: 'sidecarless.response.latency',
+      // Seconds, as OpenTelemetry's semantic conventions measure durations (and as Prometheus here).
+      unit: 's',
+      instrument: 'quantiles',
+      description: 'Recent response latency percentiles in seconds (10 s window), by quantile.',
+    },
   },
   {
     key: 'inFlight',

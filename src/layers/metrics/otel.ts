@@ -14,7 +14,7 @@
  */
 
 import { type BatchObservableResult, createNoopMeter, type Meter, metrics, type Observable } from '@opentelemetry/api';
-import { collectFamilies, FAMILIES } from './exposition.js';
+import { collectFamilies, FAMILIES, type OtelForm } from './exposition.js';
 import type { MetricsState } from './state.js';
 
 /** The part of an OpenTelemetry `MeterProvider` we use. */
@@ -48,7 +48,7 @@ export function bindOpenTelemetry(source: OtelSource, provider?: MeterProviderLi
   const meter = (provider ?? metrics.getMeterProvider()).getMeter('sidecarless');
   if (meter instanceof NoopMeter) return undefined;
   const instruments: Observable[] = FAMILIES.map(({ help, otel }) => {
-    const options = { description: help, unit: otel.unit };
+    const options = { description: (otel as OtelForm).description ?? help, unit: otel.unit };
     if (otel.instrument === 'counter') return meter.createObservableCounter(otel.name, options);
     if (otel.instrument === 'up-down-counter') return meter.createObservableUpDownCounter(otel.name, options);
     return meter.createObservableGauge(otel.name, options);
@@ -61,7 +61,7 @@ export function bindOpenTelemetry(source: OtelSource, provider?: MeterProviderLi
         for (const stats of source.snapshot()) {
           for (const quantile of QUANTILES) {
             const value = stats.latencyMs[quantile];
-            if (value !== null) result.observe(instrument, value, { service: stats.service, scope: stats.scope, quantile });
+            if (value !== null) result.observe(instrument, value / 1000, { service: stats.service, scope: stats.scope, quantile });
           }
         }
         return;

@@ -71,6 +71,14 @@ test('observable instruments report requests, retries, in-flight and latency per
     assert.equal(metric('sidecarless.requests.in_flight')[0]?.value, 0);
     const quantiles = metric('sidecarless.response.latency').map((p) => p.attributes.quantile);
     assert.deepEqual(quantiles.sort(), ['p50', 'p95', 'p99']);
+    // Durations in seconds, as OpenTelemetry's conventions (and our Prometheus histogram) have them.
+    const latency = scope.metrics.find((m) => m.descriptor.name === 'sidecarless.response.latency');
+    assert.equal(latency?.descriptor.unit, 's');
+    assert.match(latency?.descriptor.description ?? '', /percentiles in seconds/);
+    const p99 = metric('sidecarless.response.latency').find((p) => p.attributes.quantile === 'p99')?.value;
+    const p99Ms = registry.snapshot().find((s) => s.service === 'inventory')?.latencyMs.p99 ?? Number.NaN;
+    assert.ok(Math.abs((p99 ?? Number.NaN) - p99Ms / 1000) < 1e-9, `p99 ${p99} s vs ${p99Ms} ms`);
+    assert.equal(scope.metrics.find((m) => m.descriptor.name === 'sidecarless.requests')?.descriptor.unit, '{request}');
   } finally {
     await fn.close();
     otelMetrics.disable();
