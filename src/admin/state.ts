@@ -123,13 +123,19 @@ export function statsDocument(sources: AdminSources, windowMs = sources.windowMs
   };
 }
 
+/** Objects {@link toJson} writes at most (a few MB of JSON). */
+const MAX_JSON_OBJECTS = 100_000;
+
 /**
  * JSON that survives what descriptions may hold: `Infinity`, bigints, functions, errors, maps,
  * sets and cycles. Only a true cycle — an object inside itself — becomes `"[circular]"`; an
  * object reached twice along different paths (one endpoint list in two descriptions) is written
- * both times.
+ * both times. Writing shared objects again can grow exponentially (a chain of objects each
+ * holding the next twice), so past {@link MAX_JSON_OBJECTS} objects the rest is `"[truncated]"`:
+ * an admin page answers rather than failing on a string too long.
  */
 export function toJson(value: unknown): string {
+  let written = 0;
   // The objects from the root down to the value being written, each as it came (`raw`, what a
   // cycle points back to) and as written (`out`: a Map becomes an object, an Error a plain one;
   // JSON.stringify walks `out`, so it is the holder of the next values). Depth-first order means
@@ -144,6 +150,7 @@ export function toJson(value: unknown): string {
       if (v === null || typeof v !== 'object') return v;
       while (path.length > 0 && (path[path.length - 1] as { out: unknown }).out !== this) path.pop();
       if (path.some((p) => p.raw === v)) return '[circular]';
+      if (++written > MAX_JSON_OBJECTS) return '[truncated]';
       const out =
         v instanceof Error
           ? { name: v.name, message: v.message }

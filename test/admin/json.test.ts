@@ -80,3 +80,13 @@ test('/api/stats describes each stack once', async () => {
     await admin.close();
   }
 });
+
+test('toJson stops writing shared objects again past its budget: a chain of objects each holding the next twice answers', () => {
+  // 2^30 paths through 30 objects: written in full, the string would be too long for V8.
+  let node: Record<string, unknown> = { leaf: true };
+  for (let i = 0; i < 30; i++) node = { a: node, b: node };
+  const text = toJson(node);
+  assert.ok(text.includes('"[truncated]"'));
+  assert.ok(text.length < 20_000_000, `${text.length} characters`);
+  assert.doesNotThrow(() => JSON.parse(text));
+});
