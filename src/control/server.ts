@@ -91,21 +91,29 @@ const isPem = (value: unknown): value is string | Buffer =>
   (typeof value === 'string' && value.trim() !== '') || (Buffer.isBuffer(value) && value.length > 0);
 
 /**
- * Checks `tls.clientCa` when given. Node's TLS context trusts the public root CAs when `ca` is
- * empty or falsy, so an empty value (an unset environment variable, say) would let in any client
- * whose certificate chains to a public root — with no token needed. It is refused instead.
+ * @internal a value of an RFC 4514 distinguished name, escaped: a CN holding ", O=..." cannot
+ * pass for another attribute on the page that shows what the client CA vouches for.
  */
+export function escapeDnValue(value: string): string {
+  return value.replace(/[\\"+,;<>=]/g, (c) => `\\${c}`).replace(/^[ #]|[ ]$/g, (c) => `\\${c}`);
+}
+
 /** The subject and fingerprint of the certificate a TLS client presented, if any. */
 function peerCertificate(req: IncomingMessage): ClientState['certificate'] {
   const socket = req.socket as Partial<TLSSocket>;
   const peer = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : undefined;
   if (peer === undefined || peer.subject === undefined || !peer.fingerprint256) return undefined;
   const subject = Object.entries(peer.subject)
-    .map(([key, value]) => `${key}=${Array.isArray(value) ? value.join('+') : String(value)}`)
+    .flatMap(([key, value]) => (Array.isArray(value) ? value : [value]).map((v) => `${key}=${escapeDnValue(String(v))}`))
     .join(', ');
   return { subject, fingerprint256: peer.fingerprint256 };
 }
 
+/**
+ * Checks `tls.clientCa` when given. Node's TLS context trusts the public root CAs when `ca` is
+ * empty or falsy, so an empty value (an unset environment variable, say) would let in any client
+ * whose certificate chains to a public root — with no token needed. It is refused instead.
+ */
 function checkClientCa(clientCa: unknown): void {
   if (clientCa === undefined) return;
   const ok = Array.isArray(clientCa) ? clientCa.length > 0 && clientCa.every(isPem) : isPem(clientCa);

@@ -5,6 +5,7 @@ import https from 'node:https';
 import { syncBuiltinESMExports } from 'node:module';
 import { afterEach, mock, test } from 'node:test';
 import { ControlServer, createMeshStore, type HttpSourceEvent, httpSource } from '../../src/control/index.js';
+import { escapeDnValue } from '../../src/control/server.js';
 import { InvalidOptionError } from '../../src/core/errors.js';
 import { closeOpened, TOKEN, track, until } from './helpers.js';
 
@@ -133,4 +134,11 @@ test('without tokens, a request whose TLS socket the handshake did not authorize
   assert.equal(statusFor({ authorized: false }), 401, 'an unauthorized TLS socket');
   assert.equal(statusFor({}), 401, 'a socket that is not TLS at all');
   assert.equal(statusFor({ authorized: true }), 200, 'a socket whose certificate the handshake checked');
+});
+
+test('a certificate subject is shown with its values escaped (RFC 4514), so a CN cannot pass for more attributes', () => {
+  assert.equal(escapeDnValue('payments, O=Trusted Corp'), 'payments\\, O\\=Trusted Corp');
+  assert.equal(escapeDnValue('a+b;c<d>"e"\\f'), 'a\\+b\\;c\\<d\\>\\"e\\"\\\\f');
+  assert.equal(escapeDnValue(' #lead and trail '), '\\ #lead and trail\\ ');
+  assert.equal(escapeDnValue('payments-7f9c'), 'payments-7f9c');
 });
