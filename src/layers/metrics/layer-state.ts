@@ -42,7 +42,11 @@ export interface LayerGauges {
   /**
    * `{service, discovery}`: failed lookups of the discovery (by its source name) feeding a
    * balancer — the discovery's own `stats.errors`, as the balancer describes it, so an error
-   * is counted whatever event hub the discovery publishes its `discovery-error` on.
+   * is counted whatever event hub the discovery publishes its `discovery-error` on. Counted per
+   * source name: discoveries of one name feeding one service are taken as one (the highest
+   * count), so two separate sources of the same name undercount, and the count can drop when the
+   * stack holding the highest closes (a counter reset to Prometheus). Name sources apart to count
+   * them apart.
    */
   readonly discoveryErrors: Sample[];
 }
