@@ -9,9 +9,11 @@
  * ```
  *
  * A route's sections override its service's, each section whole (a route's `retries` replaces
- * the service's `retries`, backoff and all). Against the builder's fallback, only retry merges:
- * each retry option the document gives (`retries.attempts`, `retries.retryOn`, `retries.backoff`
- * as a whole, `perTryTimeout`, `retryBudget`) replaces the fallback's, the fallback's others stay.
+ * the service's `retries`, backoff and all). Against the builder's fallback, retry and balance
+ * merge: each retry option the document gives (`retries.attempts`, `retries.retryOn`,
+ * `retries.backoff` as a whole, `perTryTimeout`, `retryBudget`) replaces the fallback's, and
+ * `loadBalancer.simple` replaces the fallback's `strategy`; the fallback's other options stay
+ * (the balancer's failure accrual, panic threshold and peak EWMA, which the document cannot set).
  * For every other layer the fallback applies only while the document leaves its section out;
  * a section the document gives replaces the fallback whole.
  *
@@ -298,6 +300,11 @@ export function layerProblems(config: MeshConfig): OptionProblem[] {
   return [...problems.values()];
 }
 
+/** `options` over `fallback`, or `undefined` when the document sets none (the fallback then applies whole). */
+function withFallback<O extends object>(options: O | undefined, fallback: O | undefined): O | undefined {
+  return options === undefined ? undefined : { ...fallback, ...options };
+}
+
 /** Options of {@link configured}. */
 export interface ConfiguredOptions {
   /** A route of the service whose overrides apply. */
@@ -328,7 +335,7 @@ export interface ConfiguredService {
   readonly rateLimit: LiveOptions<MeshConfig, RateLimitOptions>;
   /** For `faultInjection()`. */
   readonly fault: LiveOptions<MeshConfig, FaultInjectionOptions>;
-  /** For `balance()`, from `loadBalancer`. */
+  /** For `balance()`, from `loadBalancer`: its strategy over the fallback's options. */
   readonly balance: LiveOptions<MeshConfig, BalanceOptions>;
   /** For `split()`, from `backendRefs` (the route's, when it has its own). */
   readonly split: LiveOptions<MeshConfig, SplitOptions>;
@@ -367,7 +374,7 @@ export function configured(store: ConfigStore<MeshConfig>, service: string, opti
     concurrencyLimit: live(store, (c: MeshConfig) => concurrencyLimitOf(c, service), fallback.concurrencyLimit),
     rateLimit: live(store, (c: MeshConfig) => rateLimitOf(c, service), fallback.rateLimit),
     fault: live(store, (c: MeshConfig) => faultOf(c, service, route), fallback.fault),
-    balance: live(store, (c: MeshConfig) => loadBalancerOf(c, service), fallback.balance),
+    balance: live(store, (c: MeshConfig) => withFallback(loadBalancerOf(c, service), fallback.balance), fallback.balance),
     split: live(store, (c: MeshConfig) => splitOf(c, service, route), fallback.split),
     policies: () => policiesOf(store.current.value, service, route),
   };

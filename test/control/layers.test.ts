@@ -6,6 +6,7 @@ import { ServiceBuilder } from '../../src/builder/index.js';
 import { ControlServer, configured, createMeshStore, type MeshConfig, validateMeshConfig } from '../../src/control/index.js';
 import { serviceSchema } from '../../src/control/schema.js';
 import { LAYER_SECTIONS } from '../../src/control/selectors.js';
+import { type Endpoint, StaticDiscovery } from '../../src/discovery/index.js';
 import { closeOpened, startClients, TOKEN, track, until } from './helpers.js';
 
 afterEach(closeOpened);
@@ -137,6 +138,26 @@ test('loadBalancer and backendRefs reach the balance and split layers', async ()
   assert.equal(store.deliver({ version: 'v2', raw: doc('LEAST_REQUEST', 100) }).applied, true);
   assert.equal(await call(), 'canary');
   assert.deepEqual(mesh.balance.select(store.current.value), { strategy: 'p2c-least-request' });
+});
+
+test("a document's loadBalancer switches the strategy live and keeps the builder's other balance options", async () => {
+  const store = track(await createMeshStore({ initial: users({ timeout: '1s' }) as MeshConfig }));
+  const mesh = configured(store, 'users', {
+    fallback: { balance: { strategy: 'round-robin', failureAccrual: false, panicThreshold: 0.2, peakEwma: { defaultRtt: '5ms' } } },
+  });
+  const discovery = new StaticDiscovery([{ address: '10.0.0.1', port: 80 }]);
+  const call = track(
+    new ServiceBuilder({ name: 'users', registry: false }).balance(discovery, (e: Endpoint) => async () => e.id, mesh.balance),
+  );
+  const params = () => call.describe().find((d) => d.layer === 'balance')?.params;
+  const kept = { peakEwma: { defaultRtt: '5ms', decay: '10s' }, failureAccrual: false, panicThreshold: 0.2 };
+  assert.deepEqual(params(), { strategy: 'round-robin', ...kept });
+  assert.equal(store.deliver({ version: 'v2', raw: users({ timeout: '1s', loadBalancer: { simple: 'LEAST_REQUEST' } }) }).applied, true);
+  assert.equal(await call(), '10.0.0.1:80');
+  assert.deepEqual(params(), { strategy: 'p2c-least-request', ...kept });
+  // Leaving the section out again is the fallback, whole.
+  assert.equal(store.deliver({ version: 'v3', raw: users({ timeout: '1s' }) }).applied, true);
+  assert.deepEqual(params(), { strategy: 'round-robin', ...kept });
 });
 
 test('a push a layer would refuse is NACKed end to end through the control stream', async () => {
