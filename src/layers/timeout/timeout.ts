@@ -63,11 +63,28 @@ class PendingCall implements DeadlineEntry, Settler, Settleable {
   settle(threw: boolean, outcome: unknown): void {
     if (this.settled) return;
     this.settled = true;
-    const ctx = this.ctx;
-    ctx.deadline = this.previousDeadline;
-    if (!this.inherited) ctx.deadlineHolder = this.above;
+    if (!this.inherited) this.#unwind();
     this.list?.remove(this);
     this.#forward(threw, outcome);
+  }
+
+  /**
+   * Gives the context's deadline back to the nearest enclosing timeout still running. Only while
+   * this entry holds it: entries usually end inside out, but not always (an enclosing one that
+   * expired while this one's call was still unwinding), and an entry that no longer holds the
+   * deadline must not write back one that has passed. An inherited entry never moved it.
+   */
+  #unwind(): void {
+    const ctx = this.ctx;
+    if (ctx.deadlineHolder !== this) return;
+    let holder = this.above;
+    let deadline = this.previousDeadline;
+    while (holder?.settled) {
+      deadline = holder.previousDeadline;
+      holder = holder.above;
+    }
+    ctx.deadline = deadline;
+    ctx.deadlineHolder = holder;
   }
 
   expire(): void {
@@ -76,10 +93,18 @@ class PendingCall implements DeadlineEntry, Settler, Settleable {
       this.#expireInherited();
       return;
     }
+    // An enclosing timeout already expired (this entry's timer, armed a turn late, fired after
+    // its): this is that expiry's tail, reported once already.
+    const enclosing = this.#expiredAbove();
+    if (enclosing !== undefined) {
+      this.settled = true;
+      this.#unwind();
+      this.#forward(true, enclosing);
+      return;
+    }
     this.settled = true;
     const ctx = this.ctx;
-    ctx.deadline = this.previousDeadline;
-    ctx.deadlineHolder = this.above;
+    this.#unwind();
     const error = new TimeoutError(Math.round(this.timeoutMs));
     this.error = error;
     // Abandon what runs below; layers above judge by their own deadline whether the call may
@@ -102,10 +127,17 @@ class PendingCall implements DeadlineEntry, Settler, Settleable {
     }
     this.settled = true;
     const ctx = this.ctx;
-    ctx.deadline = this.previousDeadline;
     const error = above.error ?? new TimeoutError(Math.round(this.timeoutMs));
-    ctx.abortAttempt(error);
+    // The enclosing entry's expiry aborted its own context; a hedge's fork has one of its own. An
+    // abort twice over would wake a retry above from its backoff as if the call were cancelled.
+    if (ctx !== above.ctx) ctx.abortAttempt(error);
     this.#forward(true, error);
+  }
+
+  /** The error of an enclosing timeout that expired, if one did. */
+  #expiredAbove(): TimeoutError | undefined {
+    for (let entry = this.above; entry !== undefined; entry = entry.above) if (entry.error !== undefined) return entry.error;
+    return undefined;
   }
 
   #forward(threw: boolean, outcome: unknown): void {

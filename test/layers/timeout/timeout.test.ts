@@ -237,3 +237,58 @@ test('a timeout event names the hedge whose deadline fired, beside the attempt i
   await fn.close();
   assert.equal(clock.pendingTimers, 0);
 });
+
+for (const inner of ['5s', '1s'] as const) {
+  test(`a retry above a 1s timeout over a ${inner} one retries after the expiry: the inner entry gives back no passed deadline and no second abort`, async () => {
+    const clock = new VirtualClock();
+    const mock = new MockService<[], string>();
+    const fn = new ServiceBuilder({ clock, registry: false })
+      .retry({ attempts: 2, retryOn: ['timeout'], backoff: { base: '10ms', jitter: 'none' }, budget: false })
+      .timeout('1s')
+      .timeout(inner)
+      .service(mock.fn);
+    const seen = expiries(fn);
+    mock.script('hold', { value: 'second try ok' });
+    const outcome = observe(fn());
+    await clock.advance(1000);
+    await clock.advance(10);
+    assert.equal(outcome.value, 'second try ok', String(outcome.error));
+    assert.equal(mock.calls.length, 2);
+    assert.deepEqual(seen, ['1000@1']);
+    await fn.close();
+    assert.equal(clock.pendingTimers, 0);
+  });
+}
+
+test('an inner timeout whose timer fires after the enclosing expiry (armed a turn late) reports nothing more and leaves no deadline behind', async () => {
+  // A clock whose turn-cached reading lags: the per-try deadline of try 2 is set 10 ms early in
+  // clock time, so its list's timer fires after the call timeout's.
+  class LaggingClock extends VirtualClock {
+    lag = 0;
+    approximateNow(): number {
+      return this.now() - this.lag;
+    }
+  }
+  const clock = new LaggingClock();
+  const mock = new MockService<[], string>();
+  const fn = new ServiceBuilder({ clock, registry: false })
+    .timeout('1000ms')
+    .retry({ attempts: 2, perTryTimeout: '405ms', backoff: { kind: 'constant', base: '600ms', jitter: 'none' }, budget: false })
+    .service(mock.fn);
+  const seen = expiries(fn);
+  mock.script({ error: resetError() }, 'hold');
+  const outcome = observe(fn());
+  await clock.advance(0);
+  clock.lag = 10;
+  await clock.advance(600);
+  assert.equal(mock.calls.length, 2);
+  clock.lag = 0;
+  await clock.advance(410);
+  assert.equal((outcome.error as TimeoutError).timeoutMs, 1000);
+  assert.deepEqual(seen, ['1000@2'], 'one expiry, one event');
+  const ctx = mock.calls[1]?.ctx;
+  assert.equal(ctx?.deadline, Number.POSITIVE_INFINITY, 'no passed deadline left on the context');
+  assert.equal(ctx?.deadlineHolder, undefined, 'no settled entry held by the context');
+  await fn.close();
+  assert.equal(clock.pendingTimers, 0);
+});
