@@ -192,7 +192,9 @@ export class HedgeService<Req, Res> implements Service<Req, Res> {
       if (this.#seen.mode === 'percentile') this.#latency.record(now - startedAt, now);
       if (child !== call.primary) this.stats.hedgeWins++;
       this.#settle(call, child);
-      call.resolve(value);
+      // A thrown error the classifier calls a success is still the caller's error, not a value.
+      if (threw) call.reject(error);
+      else call.resolve(value);
       return;
     }
     // First success wins: a failure only ends the call when no other attempt can still win.

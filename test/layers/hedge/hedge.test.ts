@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import {
   type CallContext,
   CancelledError,
+  type Classifier,
   ConfigStore,
   InvalidOptionError,
   live,
@@ -10,6 +11,7 @@ import {
   RetryBudget,
   ServiceBuilder,
   ServiceClosedError,
+  SUCCESS,
   TimeoutError,
 } from '../../../src/index.js';
 import { type HedgeOptions, type HedgeService, hedge } from '../../../src/layers/hedge/index.js';
@@ -413,6 +415,19 @@ test('hedge: a hedge keeps the attempt number and carries its own index; a retry
       [2, 1],
     ],
   );
+  await fn.close();
+  assert.equal(clock.pendingTimers, 0);
+});
+
+test('a thrown error the classifier calls a success is rethrown, not turned into a value', async () => {
+  const clock = new VirtualClock();
+  const mock = new MockService<[], string>();
+  const lenient: Classifier<string> = { classifyResult: () => SUCCESS, classifyError: () => SUCCESS };
+  const fn = new ServiceBuilder({ clock, classifier: lenient, registry: false }).hedge({ delay: '10ms', budget: false }).service(mock.fn);
+  const failure = new Error('not found, and that is fine');
+  mock.script({ error: failure });
+  await assert.rejects(clock.settle(fn()), (e) => e === failure);
+  assert.equal(mock.calls.length, 1, 'a success, by the classifier: no hedge sent');
   await fn.close();
   assert.equal(clock.pendingTimers, 0);
 });
