@@ -17,7 +17,11 @@ export interface DnsDiscoveryOptions {
   type?: 'A' | 'AAAA' | 'A+AAAA' | 'SRV';
   /** Port of every address (A/AAAA; SRV records carry their own). */
   port?: number;
-  /** SRV only: the address records asked for each target, as `type` for a name. Default `A+AAAA`. */
+  /**
+   * SRV only: the address records asked for each target, as `type` for a name. Default `A`, as
+   * for a name: `A+AAAA` opts in to dual stack (a resolver failing AAAA queries then fails the
+   * lookup, and an IPv4-only host would get IPv6 endpoints it cannot reach).
+   */
   targetType?: 'A' | 'AAAA' | 'A+AAAA';
   /**
    * DNS servers to ask, as IP addresses with an optional port: `"10.0.0.53"`, `"10.0.0.53:5353"`,
@@ -127,7 +131,7 @@ function isEmptyAnswer(error: unknown): boolean {
  * consecutive empties spanning `emptyGrace`. Every timer runs on the given {@link Clock}, one
  * at a time, and `close()` cancels the queries in flight.
  *
- * With `A+AAAA` (for a name, or for SRV targets by default) one family without records is no
+ * With `A+AAAA` (for a name, or for SRV targets with `targetType`) one family without records is no
  * error, but a family whose query fails fails the lookup: half an answer would remove the other
  * family's endpoints.
  *
@@ -188,7 +192,7 @@ export class DnsDiscovery extends SetDiscovery {
       ...super.describe(),
       name: o.name,
       type: o.type,
-      ...(o.type === 'SRV' ? { targetType: o.targetType ?? 'A+AAAA' } : {}),
+      ...(o.type === 'SRV' ? { targetType: o.targetType ?? 'A' } : {}),
       ttl: this.#lastTtlMs === undefined ? 'unknown' : formatDuration(this.#lastTtlMs),
       nextLookupIn: Number.isNaN(this.#nextAt) ? 'none' : formatDuration(Math.max(0, this.#nextAt - this.#clock.now())),
       bounds: { minTtl: formatDuration(o.minTtl), maxTtl: formatDuration(o.maxTtl) },
@@ -307,7 +311,7 @@ export class DnsDiscovery extends SetDiscovery {
    * then the lookup's.
    */
   async #resolveTargets(names: readonly string[]): Promise<Map<string, readonly AddressRecord[]>> {
-    const type = this.#options.targetType ?? 'A+AAAA';
+    const type = this.#options.targetType ?? 'A';
     const found = new Map<string, readonly AddressRecord[]>();
     let next = 0;
     let failure: { error: unknown } | undefined;

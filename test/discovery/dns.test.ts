@@ -154,7 +154,7 @@ test('SRV: the A and AAAA records of each target, as for A+AAAA; the smallest TT
     'c.test': { A: { rcode: 'NXDOMAIN' }, AAAA: { rcode: 'NXDOMAIN' } },
   };
   dns.answer = (q) => (q.type === 'SRV' ? srvRecords(q.name, 'a.test', 'b.test', 'c.test') : (records[q.name]?.[q.type as 'A'] ?? {}));
-  const { d, clock, next, ids } = await resolve({ name: '_http._tcp.users.test', type: 'SRV', port: undefined });
+  const { d, clock, next, ids } = await resolve({ name: '_http._tcp.users.test', type: 'SRV', port: undefined, targetType: 'A+AAAA' });
   assert.deepEqual(ids(), ['10.1.0.1:9001', '[fd00::1]:9001', '[fd00::2]:9002'], 'c.test has no addresses: it adds nothing');
   assert.deepEqual(d.endpoints().get('[fd00::2]:9002')?.metadata, { target: 'b.test', priority: 10, srvWeight: 1 });
   assert.deepEqual(
@@ -179,7 +179,7 @@ test('SRV: the A and AAAA records of each target, as for A+AAAA; the smallest TT
   assert.equal(clock.pendingTimers, 0);
 });
 
-test('SRV: targetType "A" asks targets for A records only; it is refused for other types', async () => {
+test('SRV: targets are asked for A records only by default, as a name is; targetType is refused for other types', async () => {
   dns.answer = (q) =>
     q.type === 'SRV'
       ? srvRecords(q.name, 'a.test')
@@ -187,7 +187,7 @@ test('SRV: targetType "A" asks targets for A records only; it is refused for oth
         ? aRecords(q.name, 30, '10.1.0.1')
         : aaaaRecords(q.name, 30, 'fd00::1');
   const asked = dns.queries.length;
-  const { d, ids } = await resolve({ name: '_http._tcp.users.test', type: 'SRV', port: undefined, targetType: 'A' });
+  const { d, ids } = await resolve({ name: '_http._tcp.users.test', type: 'SRV', port: undefined });
   assert.deepEqual(ids(), ['10.1.0.1:9001']);
   assert.deepEqual(dns.queries.slice(asked), ['SRV _http._tcp.users.test', 'A a.test']);
   assert.equal(d.describe().targetType, 'A');
@@ -210,7 +210,7 @@ test('SRV: targets are resolved concurrently: a slow target does not hold back t
     if (answered.size === 4) release();
     return q.type === 'A' ? aRecords(q.name, 30, q.name === 'b.test' ? '10.2.0.2' : '10.2.0.3') : {};
   };
-  const { d, ids } = await resolve({ name: '_http._tcp.users.test', type: 'SRV', port: undefined });
+  const { d, ids } = await resolve({ name: '_http._tcp.users.test', type: 'SRV', port: undefined, targetType: 'A+AAAA' });
   release();
   assert.deepEqual(ids(), ['10.2.0.1:9001', '10.2.0.2:9002', '10.2.0.3:9003']);
   assert.equal(d.stats.errors, 0);
