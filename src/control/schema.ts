@@ -53,8 +53,18 @@ const name = z.string().regex(NAME, { error: 'must be 1 to 128 letters, digits, 
 const routeName = z.string().regex(/^[A-Za-z0-9_.:/ *{}-]{1,256}$/, {
   error: 'must be 1 to 256 letters, digits, spaces or "_.:/*{}-"',
 });
-const RETRY_ON = /^[a-z0-9][a-z0-9_-]*$/i;
-const retryOnWord = z.string().regex(RETRY_ON, { error: 'must be a condition such as "5xx", "reset" or "retryable"' });
+// Patterns are written without flags: the published JSON Schema keeps a pattern, not its flags.
+const RETRY_ON_WORD = '[A-Za-z0-9][A-Za-z0-9_-]*';
+const retryOnWord = z
+  .string()
+  .regex(new RegExp(`^${RETRY_ON_WORD}$`), { error: 'must be a condition such as "5xx", "reset" or "retryable"' });
+// The layer splits at commas and trims each word: no word may be empty.
+const retryOnList = z
+  .string()
+  .max(512, { error: 'must be at most 512 characters' })
+  .regex(new RegExp(`^\\s*${RETRY_ON_WORD}\\s*(?:,\\s*${RETRY_ON_WORD}\\s*)*$`), {
+    error: 'must be a list of conditions such as "5xx,reset", with no empty word',
+  });
 
 /** A refinement: `high` must not be below `low` when both are given (max >= base, ...). */
 function ordered<T extends Record<string, unknown>>(low: keyof T & string, high: keyof T & string) {
@@ -71,7 +81,7 @@ function ordered<T extends Record<string, unknown>>(low: keyof T & string, high:
 export const retriesSchema = z.strictObject({
   attempts: intIn(0, 100).describe('Retries after the first attempt; 0 disables retries.'),
   retryOn: z
-    .union([retryOnWord.array().max(32), z.string().regex(/^[a-z0-9_,\s-]{1,512}$/i)], {
+    .union([retryOnWord.array().max(32), retryOnList], {
       error: 'must be a list of conditions such as ["5xx", "reset"] or a comma-separated string "5xx,reset"',
     })
     .optional()
@@ -126,19 +136,53 @@ export const loadBalancerSchema = z.strictObject({
   ),
 });
 
+// host:port, an IPv6 host in brackets; the port from 0 to 65535, in the pattern so that the
+// published JSON Schema says it too.
+const PORT = '(?:6553[0-5]|655[0-2]\\d|65[0-4]\\d{2}|6[0-4]\\d{3}|[1-5]\\d{4}|0\\d{4}|\\d{1,4})';
+const ADDRESS = new RegExp(`^(?:\\[([0-9A-Fa-f:.]{2,45})\\]|([A-Za-z0-9_.-]{1,253})):(${PORT})$`);
+
+/**
+ * The host (an IPv6 host without its brackets) and port of an endpoint address the schema
+ * accepted, or `undefined` for one it would refuse.
+ */
+export function hostPort(address: string): { host: string; port: number } | undefined {
+  const match = ADDRESS.exec(address);
+  if (match === null) return undefined;
+  return { host: (match[1] ?? match[2]) as string, port: Number(match[3]) };
+}
+
 /** One concrete backend. */
 export const endpointSchema = z.strictObject({
   address: z
     .string()
-    .regex(/^[A-Za-z0-9_.:[\]-]{1,253}:\d{1,5}$/, { error: 'must be "host:port"' })
-    .describe('host:port of the backend.'),
-  weight: intIn(0, 1_000_000).optional(),
+    .regex(ADDRESS, { error: 'must be "host:port" with a port from 0 to 65535, an IPv6 host in brackets ("[::1]:80")' })
+    .describe('host:port of the backend; an IPv6 host in brackets.'),
+  weight: intIn(1, 1_000_000).optional(),
   metadata: z.record(name, z.string().max(1024)).optional(),
 });
 
+// Discovery keeps endpoints by host:port, so an endpoint given twice would lose one silently.
+const endpoints = endpointSchema
+  .array()
+  .max(10_000)
+  .superRefine((list, ctx) => {
+    const first = new Map<string, number>();
+    list.forEach((endpoint, i) => {
+      const at = hostPort(endpoint.address);
+      if (at === undefined) return;
+      const id = `${at.host.toLowerCase()} ${at.port}`;
+      const seen = first.get(id);
+      if (seen === undefined) first.set(id, i);
+      else ctx.addIssue({ code: 'custom', path: [i, 'address'], message: `repeats the host and port of endpoints.${seen}` });
+    });
+  });
+
 /** Gateway API `backendRefs` with weights: the traffic split. */
 export const backendRefSchema = z.strictObject({
-  name: name.describe('A backend of the split; "primary" is the service the split wraps.'),
+  // The split reads its weights as a record by name, where these would be dropped or worse.
+  name: name
+    .regex(/^(?!(?:__proto__|constructor|prototype)$)/, { error: 'must not be "__proto__", "constructor" or "prototype"' })
+    .describe('A backend of the split; "primary" is the service the split wraps.'),
   weight: intIn(0, 1_000_000),
 });
 
@@ -182,7 +226,7 @@ export const serviceSchema = z.strictObject({
   concurrencyLimit: concurrencyLimitSchema.optional(),
   rateLimit: rateLimitSchema.optional(),
   loadBalancer: loadBalancerSchema.optional(),
-  endpoints: endpointSchema.array().max(10_000).optional(),
+  endpoints: endpoints.optional(),
   backendRefs: backendRefs.optional(),
   routes: z.record(routeName, routeSchema).optional(),
 });

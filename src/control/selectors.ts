@@ -38,7 +38,7 @@ import type { RetryBudgetOptions } from '../layers/retry/budget.js';
 import { type RetryOptions, resolveRetryOptions } from '../layers/retry/options.js';
 import { resolveSplitOptions, type SplitOptions } from '../layers/split/options.js';
 import { resolveTimeoutOptions, type TimeoutOptions } from '../layers/timeout/options.js';
-import type { MeshConfig, ServiceConfig } from './schema.js';
+import { hostPort, type MeshConfig, type ServiceConfig } from './schema.js';
 
 /** The policies in force for a service, or one of its routes: the route's fields over the service's. */
 export function policiesOf(config: MeshConfig, service: string, route?: string): ServiceConfig | undefined {
@@ -135,20 +135,19 @@ export function loadBalancerOf(config: MeshConfig, service: string): BalanceOpti
 export function splitOf(config: MeshConfig, service: string, route?: string): SplitOptions | undefined {
   const refs = policiesOf(config, service, route)?.backendRefs;
   if (refs === undefined) return undefined;
-  // Object.fromEntries defines keys, so a ref named "__proto__" is a plain entry, never a prototype.
+  // The schema refuses the names "__proto__", "constructor" and "prototype": the split layer reads
+  // these weights as a record, which would drop such a name (or take it as the prototype).
   return { weights: Object.fromEntries(refs.map((ref) => [ref.name, ref.weight])) };
 }
-
-const HOST_PORT = /^\[?(.*?)\]?:(\d+)$/;
 
 /** Endpoints for {@link configDiscovery}: `configDiscovery(store, (c) => endpointsOf(c, 'users'))`. */
 export function endpointsOf(config: MeshConfig, service: string): EndpointInput[] | undefined {
   const endpoints = policiesOf(config, service)?.endpoints;
   if (endpoints === undefined) return undefined;
   return endpoints.map((e) => {
-    // The schema allows only host:port (an IPv6 host in brackets), so the pattern matches.
-    const [, address = e.address, port] = HOST_PORT.exec(e.address) ?? [];
-    const input: { address: string; port: number; weight?: number; metadata?: Record<string, string> } = { address, port: Number(port) };
+    // The schema takes only host:port, an IPv6 host in brackets (which discovery adds back in ids).
+    const { host, port } = hostPort(e.address) ?? { host: e.address, port: Number.NaN };
+    const input: { address: string; port: number; weight?: number; metadata?: Record<string, string> } = { address: host, port };
     if (e.weight !== undefined) input.weight = e.weight;
     if (e.metadata !== undefined) input.metadata = e.metadata;
     return input;
@@ -175,8 +174,9 @@ export interface LayerSection {
 
 /**
  * Every section of the document that feeds a layer (or the discovery under the balancer).
- * The document schema checks shape and ranges; these checks add what only the layer knows: its
- * defaults (a backoff `max` below the default `base`), how it reads a value (`"5xx,,reset"`).
+ * The document schema checks shape and ranges, and whatever else the published JSON Schema can
+ * say; these checks add what only the layer knows: its defaults (a backoff `max` below the
+ * default `base`), what it asks of a whole section (a split with no weight above 0).
  */
 export const LAYER_SECTIONS: readonly LayerSection[] = [
   { layer: 'timeout', perRoute: true, select: timeoutOf, check: resolveTimeoutOptions, fields: { timeout: 'timeout' } },

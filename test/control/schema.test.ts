@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
-import { meshConfigJsonSchema, meshValidator, validateMeshConfig } from '../../src/control/index.js';
+import { endpointsOf, meshConfigJsonSchema, meshValidator, validateMeshConfig } from '../../src/control/index.js';
 
 const fields = (raw: unknown) => {
   const r = validateMeshConfig(raw);
@@ -110,4 +110,98 @@ test('the published JSON Schema is the zod definition', async () => {
   const { $id: _id, title: _title, ...rest } = published;
   assert.deepEqual(rest, JSON.parse(JSON.stringify(meshConfigJsonSchema())));
   assert.equal(published.additionalProperties, false);
+});
+
+/** The published JSON Schema's node for a service's `path` (property names, `[]` for an array's items). */
+function publishedNode(...path: string[]): Record<string, any> {
+  let node: Record<string, any> = meshConfigJsonSchema() as Record<string, any>;
+  node = node.properties.services.additionalProperties;
+  for (const key of path) node = key === '[]' ? node.items : node.properties[key];
+  return node;
+}
+
+/** Whether a string schema of the published JSON Schema takes `value` (its patterns and lengths). */
+function publishedTakes(node: Record<string, any>, value: string): boolean {
+  const patterns = [node.pattern, ...(node.allOf ?? []).map((n: { pattern?: string }) => n.pattern)].filter((p) => p !== undefined);
+  if (node.maxLength !== undefined && value.length > node.maxLength) return false;
+  return patterns.every((p: string) => new RegExp(p, 'u').test(value));
+}
+
+const endpointAt = (address: string) => ({ services: { a: { endpoints: [{ address }] } } });
+
+test('an endpoint address is host:port, an IPv6 host only in brackets, a port from 0 to 65535', () => {
+  const published = publishedNode('endpoints', '[]', 'address');
+  for (const address of ['a:b:80', 'host]:81', '[x:82', '::1:83', '[::1:84', 'h:65536', 'h:99999', 'h:', ':80', 'h:80 ']) {
+    assert.deepEqual(fields(endpointAt(address)), ['services.a.endpoints.0.address'], address);
+    assert.equal(publishedTakes(published, address), false, `the JSON Schema takes ${address}`);
+  }
+  const r = validateMeshConfig(endpointAt('a:b:80'));
+  assert.match(r.ok ? '' : (r.problems[0]?.message ?? ''), /^must be "host:port"/);
+  const taken: [string, string, number][] = [
+    ['10.0.0.1:80', '10.0.0.1', 80],
+    ['[::1]:8080', '::1', 8080],
+    ['[fe80::1:2]:0', 'fe80::1:2', 0],
+    ['users.svc_1-a:65535', 'users.svc_1-a', 65535],
+  ];
+  for (const [address, host, port] of taken) {
+    const ok = validateMeshConfig(endpointAt(address));
+    assert.ok(ok.ok, `${address}: ${JSON.stringify(!ok.ok && ok.problems)}`);
+    assert.deepEqual(endpointsOf(ok.value, 'a'), [{ address: host, port }]);
+    assert.equal(publishedTakes(published, address), true, address);
+  }
+});
+
+test('an endpoint given twice in a service (the same host and port) is refused', () => {
+  const twice = (...addresses: string[]) => ({ services: { a: { endpoints: addresses.map((address) => ({ address })) } } });
+  assert.deepEqual(fields(twice('10.0.0.1:80', '10.0.0.2:80', '10.0.0.1:80')), ['services.a.endpoints.2.address']);
+  assert.deepEqual(fields(twice('Users.local:8080', 'users.LOCAL:08080')), ['services.a.endpoints.1.address']);
+  const r = validateMeshConfig(twice('[::1]:80', '[::1]:80'));
+  assert.deepEqual(r.ok ? [] : r.problems, [
+    { field: 'services.a.endpoints.1.address', message: 'repeats the host and port of endpoints.0 (got "[::1]:80")' },
+  ]);
+  assert.ok(validateMeshConfig(twice('10.0.0.1:80', '10.0.0.1:81', '[::1]:80')).ok);
+});
+
+test('what the layers would refuse and the schema can say is in the published JSON Schema', () => {
+  // An endpoint weight of 0: discovery takes weights above 0.
+  assert.deepEqual(fields({ services: { a: { endpoints: [{ address: 'h:80', weight: 0 }] } } }), ['services.a.endpoints.0.weight']);
+  const weight = publishedNode('endpoints', '[]', 'weight');
+  assert.ok(weight.minimum === 1 || weight.exclusiveMinimum === 0, JSON.stringify(weight));
+  // A retryOn string with an empty word.
+  const published = publishedNode('retries', 'retryOn').anyOf.find((n: { type: string }) => n.type === 'string');
+  for (const retryOn of ['5xx,,reset', 'reset,', ',reset', ' ', '', '5xx reset', 'a'.repeat(513)]) {
+    const got = fields({ services: { a: { retries: { attempts: 1, retryOn } } } });
+    assert.deepEqual(got, ['services.a.retries.retryOn'], JSON.stringify(retryOn));
+    assert.equal(publishedTakes(published, retryOn), false, `the JSON Schema takes ${JSON.stringify(retryOn)}`);
+  }
+  for (const retryOn of ['5xx', ' 5XX , reset,gateway-error ', 'retriable-4xx,connect-failure']) {
+    assert.ok(validateMeshConfig({ services: { a: { retries: { attempts: 1, retryOn } } } }).ok, retryOn);
+    assert.equal(publishedTakes(published, retryOn), true, retryOn);
+  }
+  const word = publishedNode('retries', 'retryOn').anyOf.find((n: { type: string }) => n.type === 'array').items;
+  assert.equal(publishedTakes(word, '5XX'), true, 'the JSON Schema refuses upper case the store takes');
+});
+
+test('a backend named __proto__, constructor or prototype is refused by the schema', () => {
+  const published = publishedNode('backendRefs', '[]', 'name');
+  for (const name of ['__proto__', 'constructor', 'prototype']) {
+    const doc = {
+      services: {
+        a: {
+          backendRefs: [
+            { name: 'primary', weight: 1 },
+            { name, weight: 1 },
+          ],
+        },
+      },
+    };
+    const r = validateMeshConfig(doc);
+    assert.deepEqual(r.ok ? [] : r.problems, [
+      { field: 'services.a.backendRefs.1.name', message: `must not be "__proto__", "constructor" or "prototype" (got "${name}")` },
+    ]);
+    assert.equal(publishedTakes(published, name), false, name);
+    const route = validateMeshConfig({ services: { a: { routes: { r: { backendRefs: [{ name, weight: 1 }] } } } } });
+    assert.deepEqual(route.ok ? [] : route.problems.map((p) => p.field), ['services.a.routes.r.backendRefs.0.name']);
+  }
+  assert.equal(publishedTakes(published, 'proto'), true);
 });
