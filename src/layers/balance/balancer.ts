@@ -255,6 +255,9 @@ export class BalanceService<Req, Res> implements Service<Req, Res> {
         this.#remove(change.id);
         continue;
       }
+      // One whose factory threw waits for its rebuild (which takes this latest form): a change of
+      // weight or metadata is no reason to call the factory again before its backoff.
+      if (this.#unbuilt.update(change.endpoint)) continue;
       const known = this.#byId.get(change.endpoint.id);
       if (known !== undefined) {
         const before = known.endpoint;

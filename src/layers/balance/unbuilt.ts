@@ -57,6 +57,14 @@ export class UnbuiltEndpoints {
     return backoffMs;
   }
 
+  /** Takes the latest form of an endpoint waiting for its rebuild; `false` when it is not waiting. */
+  update(endpoint: Endpoint): boolean {
+    const entry = this.#entries.get(endpoint.id);
+    if (entry === undefined) return false;
+    entry.endpoint = endpoint;
+    return true;
+  }
+
   /** `id` was built or removed: its rebuild, if due, is called off. */
   forget(id: string): void {
     const entry = this.#entries.get(id);

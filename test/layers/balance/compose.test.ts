@@ -120,6 +120,8 @@ test('an endpoint whose factory threw is built again after a growing backoff, un
   discovery.set([{ address: 'flaky' }]);
   await assert.rejects(get(), (e: NoEndpointsError) => e.reason === 'factory-failed');
   assert.deepEqual(retries, [1000]);
+  discovery.set([{ address: 'flaky', weight: 3 }]);
+  assert.deepEqual(builds, ['flaky'], 'a change of weight does not call the factory before the backoff');
   await clock.advance(999);
   assert.deepEqual(builds, ['flaky'], 'not before its backoff');
   await clock.advance(1);
@@ -127,6 +129,8 @@ test('an endpoint whose factory threw is built again after a growing backoff, un
   await clock.advance(2000);
   assert.deepEqual(builds, ['flaky', 'flaky', 'flaky']);
   assert.equal(await get(), 'flaky');
+  const endpoints = get.describe()[0]?.state?.endpoints as { weight: number }[] | undefined;
+  assert.equal(endpoints?.[0]?.weight, 3, 'built in its latest form');
   assert.equal(clock.pendingTimers, 0, 'built: nothing more is due');
 
   // A factory still failing when the stack closes leaves no timer behind.
