@@ -262,14 +262,17 @@ function documentPath(section: LayerSection, optionPath: string): string {
 /**
  * What each layer would refuse in a document the schema accepted, by document path: every
  * service, and every route for the sections a route may override. A problem a route inherits
- * from its service is reported once, at the service.
+ * from its service is reported once, at the service. `sections` are the checks to run (all of them).
  */
-export function layerProblems(config: MeshConfig): OptionProblem[] {
+export function layerProblems(config: MeshConfig, sections: readonly LayerSection[] = LAYER_SECTIONS): OptionProblem[] {
   const problems = new Map<string, OptionProblem>();
   for (const [service, svc] of Object.entries(config.services)) {
     const scopes: (string | undefined)[] = [undefined, ...Object.keys(svc.routes ?? {})];
     for (const route of scopes) {
-      for (const section of LAYER_SECTIONS) {
+      // A problem is the route's when the route gives the section (its top field) itself.
+      const own = (top: string): boolean => route !== undefined && Object.hasOwn(svc.routes?.[route] ?? {}, top);
+      const prefix = (owned: boolean): string[] => ['services', service, ...(owned ? ['routes', route as string] : [])];
+      for (const section of sections) {
         if (route !== undefined && !section.perRoute) continue;
         const options = section.select(config, service, route);
         if (options === undefined) continue;
@@ -278,7 +281,8 @@ export function layerProblems(config: MeshConfig): OptionProblem[] {
         } catch (error) {
           // A validator that throws would take the store down with it: any failure is a problem.
           if (!(error instanceof InvalidOptionError)) {
-            const field = `services.${service}`;
+            const tops = Object.values(section.fields).map((to) => to.split('.')[0] as string);
+            const field = prefix(tops.some(own)).join('.');
             const message = `could not be checked by the ${section.layer} layer: ${String(error)}`;
             problems.set(`${field}\n${message}`, { field, message });
             continue;
@@ -287,9 +291,7 @@ export function layerProblems(config: MeshConfig): OptionProblem[] {
           const mentioned = new RegExp(`(?<![\\w.])${section.layer}(?:\\.[\\w-]+)+`, 'g');
           for (const p of error.problems) {
             const path = documentPath(section, p.field);
-            const top = path.split('.')[0] as string;
-            const own = route !== undefined && Object.hasOwn(svc.routes?.[route] ?? {}, top);
-            const field = ['services', service, ...(own ? ['routes', route] : []), path].join('.');
+            const field = [...prefix(own(path.split('.')[0] as string)), path].join('.');
             const message = p.message.replace(mentioned, (m) => documentPath(section, m));
             problems.set(`${field}\n${message}`, { field, message });
           }

@@ -5,7 +5,7 @@ import { afterEach, test } from 'node:test';
 import { ServiceBuilder } from '../../src/builder/index.js';
 import { ControlServer, configured, createMeshStore, type MeshConfig, validateMeshConfig } from '../../src/control/index.js';
 import { serviceSchema } from '../../src/control/schema.js';
-import { LAYER_SECTIONS } from '../../src/control/selectors.js';
+import { LAYER_SECTIONS, type LayerSection, layerProblems } from '../../src/control/selectors.js';
 import { type Endpoint, StaticDiscovery } from '../../src/discovery/index.js';
 import { closeOpened, startClients, TOKEN, track, until } from './helpers.js';
 
@@ -83,6 +83,26 @@ test("a route's own section is blamed on the route; one it inherits, once on the
   assert.deepEqual(problems.map((p) => p.field).sort(), [
     'services.users.retries.backoff.max',
     'services.users.routes.GET /b.retries.backoff.max',
+  ]);
+});
+
+test("a layer check that throws something else is a problem, blamed on the route when the section is the route's own", () => {
+  const broken: LayerSection = {
+    ...(LAYER_SECTIONS.find((s) => s.layer === 'timeout') as LayerSection),
+    check: () => {
+      throw new TypeError('boom');
+    },
+  };
+  const doc = validateMeshConfig(users({ routes: { 'GET /a': { timeout: '1s' }, 'GET /b': { perTryTimeout: '1s' } } }));
+  assert.ok(doc.ok);
+  assert.deepEqual(layerProblems(doc.value, [broken]), [
+    { field: 'services.users.routes.GET /a', message: 'could not be checked by the timeout layer: TypeError: boom' },
+  ]);
+  // Inherited by both routes: once, at the service.
+  const inherited = validateMeshConfig(users({ timeout: '1s', routes: { 'GET /a': {}, 'GET /b': { perTryTimeout: '1s' } } }));
+  assert.ok(inherited.ok);
+  assert.deepEqual(layerProblems(inherited.value, [broken]), [
+    { field: 'services.users', message: 'could not be checked by the timeout layer: TypeError: boom' },
   ]);
 });
 
