@@ -4,7 +4,7 @@ import { ServiceBuilder } from '../../src/builder/index.js';
 import { systemClock } from '../../src/core/clock.js';
 import { CallContext } from '../../src/core/context.js';
 import { StaticDiscovery } from '../../src/discovery/index.js';
-import { decayWeight } from '../../src/layers/balance/endpoint.js';
+import { EndpointState, LoadTable, peakEwmaPrefersSecond } from '../../src/layers/balance/endpoint.js';
 import { MetricsRegistry } from '../../src/layers/metrics/index.js';
 import { MockService, VirtualClock } from '../../src/testing/index.js';
 import '../support/leaks.js';
@@ -136,10 +136,22 @@ test('a timeout on the system clock fires after its duration, give or take the t
   await get.close();
 });
 
-test('peak EWMA decay weight: the short-gap shortcut agrees with Math.exp', () => {
+test('peak EWMA decay: the pick and the update agree with Math.exp, short gaps included', () => {
+  const noop = { call: async () => undefined };
+  const endpoint = (address: string) => ({ id: `${address}:80`, address, port: 80, weight: 1, metadata: {} });
   for (const elapsed of [0.0001, 0.01, 0.5, 0.999, 1, 1.001, 50, 99.9, 100, 100.1, 10_000, 1e6]) {
-    const exact = Math.exp(-elapsed / 10_000);
-    assert.ok(Math.abs(decayWeight(elapsed, 10_000) - exact) < 2e-7, `elapsed ${elapsed}`);
+    const table = new LoadTable();
+    const a = new EndpointState(endpoint('a'), noop, table, 30, 0);
+    const b = new EndpointState(endpoint('b'), noop, table, 30, 0);
+    peakEwmaPrefersSecond(table.data, a.slot, b.slot, elapsed, 10_000);
+    // The pick decays an estimate once 1/10,000 of the decay has passed (1 ms here).
+    const decayed = elapsed > 1 ? 30 * Math.exp(-elapsed / 10_000) : 30;
+    assert.ok(Math.abs(a.ewma - decayed) < 30 * 2e-7, `pick, elapsed ${elapsed}: ${a.ewma} vs ${decayed}`);
+    // An update below the estimate blends in with the weight the elapsed time gives it.
+    const c = new EndpointState(endpoint('c'), noop, table, 30, 0);
+    c.observe(elapsed, 10, 10_000);
+    const kept = Math.exp(-elapsed / 10_000);
+    assert.ok(Math.abs(c.ewma - (30 * kept + 10 * (1 - kept))) < 30 * 2e-7, `update, elapsed ${elapsed}`);
   }
 });
 

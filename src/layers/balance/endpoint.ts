@@ -221,6 +221,7 @@ export function peakEwmaPrefersSecond(data: Float64Array, a: number, b: number, 
     // without the arithmetic and the two writes, off by at most a factor e^(-1e-4).
     const elapsed = now - (data[base + STAMP] as number);
     if (elapsed * 10_000 > decayMs) {
+      // e^-x; below x = 1e-2 (100 ms of the default 10 s) as 1 - x + x²/2, within 2e-7 of it.
       const x = elapsed / decayMs;
       ewma *= x < 1e-2 ? 1 - x + 0.5 * x * x : Math.exp(-x);
       data[base + EWMA] = ewma;
@@ -231,17 +232,6 @@ export function peakEwmaPrefersSecond(data: Float64Array, a: number, b: number, 
     else costB = cost;
   }
   return costB < costA;
-}
-
-/**
- * `e^(-elapsed/decay)`, the weight an estimate keeps after `elapsed` ms. Below a hundredth of the
- * decay (100 ms of the default 10 s: nearly every gap between calls to an endpoint) it is
- * `1 - x + x²/2`, within 2e-7 of it, without a `Math.exp` per call. (Written out in
- * {@link peakEwmaPrefersSecond} and {@link EndpointState.observe}, which must not call it: see there.)
- */
-export function decayWeight(elapsedMs: number, decayMs: number): number {
-  const x = elapsedMs / decayMs;
-  return x < 1e-2 ? 1 - x + 0.5 * x * x : Math.exp(-x);
 }
 
 /** Whether slot `b` has fewer pending calls per weight than slot `a`. */
