@@ -71,9 +71,10 @@ export class CallContext {
   attempt = 1;
   /**
    * 0 for an attempt of the call's own; `n` for the n-th hedge a hedge layer sent beside it. With
-   * {@link CallContext.attempt} it names an attempt uniquely, so a metrics or tracing hook tells a
-   * hedge from a retry: a retry's second attempt is attempt 2, hedge 0; the first hedge of the
-   * first attempt is attempt 1, hedge 1.
+   * {@link CallContext.attempt} it tells a hedge from a retry in a metrics or tracing hook: a
+   * retry's second attempt is attempt 2, hedge 0; the first hedge of the first attempt is attempt
+   * 1, hedge 1. (With two hedge layers stacked, the inner one's hedges are numbered from its own
+   * count: the pair is then not unique across both layers.)
    */
   hedge = 0;
   /** The route the call was matched to, when a router or the caller set one. */
