@@ -9,11 +9,13 @@
  * ```
  *
  * A route's sections override its service's, each section whole (a route's `retries` replaces
- * the service's `retries`, backoff and all). Against the builder's fallback, retry and balance
- * merge: each retry option the document gives (`retries.attempts`, `retries.retryOn`,
- * `retries.backoff` as a whole, `perTryTimeout`, `retryBudget`) replaces the fallback's, and
- * `loadBalancer.simple` replaces the fallback's `strategy`; the fallback's other options stay
- * (the balancer's failure accrual, panic threshold and peak EWMA, which the document cannot set).
+ * the service's `retries`, backoff and all). Against the builder's fallback, retry, balance and
+ * the circuit breaker merge: each retry option the document gives (`retries.attempts`,
+ * `retries.retryOn`, `retries.backoff` as a whole, `perTryTimeout`, `retryBudget`) replaces the
+ * fallback's, `loadBalancer.simple` replaces the fallback's `strategy`, and `failureAccrual`
+ * the breaker's `consecutiveFailures` and `backoff` (as a whole); the fallback's other options
+ * stay (the balancer's failure accrual, panic threshold and peak EWMA, the breaker's failure-rate
+ * window and probes, which the document cannot set).
  * For every other layer the fallback applies only while the document leaves its section out;
  * a section the document gives replaces the fallback whole.
  *
@@ -372,7 +374,11 @@ export function configured(store: ConfigStore<MeshConfig>, service: string, opti
     service,
     timeout: live(store, (c: MeshConfig) => timeoutOf(c, service, route), fallback.timeout),
     retry: live(store, (c: MeshConfig) => stableBudget(retryOf(c, service, route, fallback.retry)), fallback.retry),
-    circuitBreaker: live(store, (c: MeshConfig) => failureAccrualOf(c, service), fallback.circuitBreaker),
+    circuitBreaker: live(
+      store,
+      (c: MeshConfig) => withFallback(failureAccrualOf(c, service), fallback.circuitBreaker),
+      fallback.circuitBreaker,
+    ),
     concurrencyLimit: live(store, (c: MeshConfig) => concurrencyLimitOf(c, service), fallback.concurrencyLimit),
     rateLimit: live(store, (c: MeshConfig) => rateLimitOf(c, service), fallback.rateLimit),
     fault: live(store, (c: MeshConfig) => faultOf(c, service, route), fallback.fault),

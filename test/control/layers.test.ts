@@ -180,6 +180,21 @@ test("a document's loadBalancer switches the strategy live and keeps the builder
   assert.deepEqual(params(), { strategy: 'round-robin', ...kept });
 });
 
+test("a document's failureAccrual sets the breaker's consecutive failures and backoff live and keeps the builder's failure-rate window", async () => {
+  const store = track(await createMeshStore({ initial: users({ timeout: '1s' }) as MeshConfig }));
+  const failureRate = { threshold: 0.5, minimumVolume: 10, window: { calls: 20 } };
+  const mesh = configured(store, 'users', { fallback: { circuitBreaker: { consecutiveFailures: 3, failureRate } } });
+  const call = track(new ServiceBuilder({ name: 'users', registry: false }).circuitBreaker(mesh.circuitBreaker).service(async () => 'ok'));
+  const params = () => call.describe().find((d) => d.layer === 'circuit-breaker')?.params as Record<string, unknown>;
+  assert.equal(params().consecutiveFailures, 3);
+  const rateBefore = params().failureRate;
+  assert.notEqual(rateBefore, false);
+  assert.equal(store.deliver({ version: 'v2', raw: users({ timeout: '1s', failureAccrual: { maxFailures: 9 } }) }).applied, true);
+  assert.equal(await call(), 'ok');
+  assert.equal(params().consecutiveFailures, 9);
+  assert.deepEqual(params().failureRate, rateBefore, "the builder's failure-rate window stays");
+});
+
 test('a push a layer would refuse is NACKed end to end through the control stream', async () => {
   const server = track(new ControlServer({ token: TOKEN, port: 0, heartbeatMs: 500, log: () => {} }));
   const url = await server.listen();
