@@ -69,14 +69,18 @@ class PendingCall implements DeadlineEntry, Settler, Settleable {
   }
 
   /**
-   * Gives the context's deadline back to the nearest enclosing timeout still running. Only while
-   * this entry holds it: entries usually end inside out, but not always (an enclosing one that
-   * expired while this one's call was still unwinding), and an entry that no longer holds the
-   * deadline must not write back one that has passed. An inherited entry never moved it.
+   * Gives the context's deadline back to the nearest enclosing timeout still running — when this
+   * entry holds it, or encloses the entry that does. Entries usually end inside out, but not
+   * always: an enclosing timeout can expire while an inner one still holds the deadline (its
+   * timer armed a turn later), and it must not leave that inner, passed deadline on the context
+   * for the next attempt of a retry above; the inner entry, ending later, then finds it no longer
+   * holds the deadline and writes nothing back. An inherited entry never moved it.
    */
   #unwind(): void {
     const ctx = this.ctx;
-    if (ctx.deadlineHolder !== this) return;
+    let inside = ctx.deadlineHolder as PendingCall | undefined;
+    while (inside !== undefined && inside !== this) inside = inside.above;
+    if (inside === undefined) return;
     let holder = this.above;
     let deadline = this.previousDeadline;
     while (holder?.settled) {

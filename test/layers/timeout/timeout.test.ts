@@ -292,3 +292,34 @@ test('an inner timeout whose timer fires after the enclosing expiry (armed a tur
   await fn.close();
   assert.equal(clock.pendingTimers, 0);
 });
+
+test('an enclosing timeout expiring while an inner one still holds the deadline gives it back: a retry above gets its next attempt', async () => {
+  class LaggingClock extends VirtualClock {
+    lag = 0;
+    approximateNow(): number {
+      return this.now() - this.lag;
+    }
+  }
+  const clock = new LaggingClock();
+  const mock = new MockService<[], string>();
+  const fn = new ServiceBuilder({ clock, registry: false })
+    .retry({ attempts: 2, retryOn: ['timeout'], backoff: { kind: 'constant', base: '1ms', jitter: 'none' }, budget: false })
+    .timeout('1000ms')
+    .retry({ attempts: 2, perTryTimeout: '405ms', backoff: { kind: 'constant', base: '600ms', jitter: 'none' }, budget: false })
+    .service(mock.fn);
+  const seen = expiries(fn);
+  mock.script({ error: resetError() }, 'hold', { value: 'outer retry ok' });
+  const outcome = observe(fn());
+  await clock.advance(0);
+  clock.lag = 10; // try 2's per-try deadline (995) is set from a reading 10 ms old: it fires after 1000
+  await clock.advance(600);
+  clock.lag = 0;
+  await clock.advance(400);
+  assert.equal(mock.calls[1]?.ctx.deadline, Number.POSITIVE_INFINITY, 'the expired enclosing timeout gave the deadline back');
+  await clock.advance(10);
+  assert.equal(outcome.value, 'outer retry ok', String(outcome.error));
+  assert.equal(mock.calls.length, 3);
+  assert.deepEqual(seen, ['1000@2']);
+  await fn.close();
+  assert.equal(clock.pendingTimers, 0);
+});
