@@ -13,7 +13,7 @@
  * the circuit breaker merge: each retry option the document gives (`retries.attempts`,
  * `retries.retryOn`, `retries.backoff` as a whole, `perTryTimeout`, `retryBudget`) replaces the
  * fallback's, `loadBalancer.simple` replaces the fallback's `strategy`, and `failureAccrual`
- * the breaker's `consecutiveFailures` and `backoff` (as a whole); the fallback's other options
+ * the breaker's `consecutiveFailures` and each backoff field it gives; the fallback's other options
  * stay (the balancer's failure accrual, panic threshold and peak EWMA, the breaker's failure-rate
  * window and probes, which the document cannot set).
  * For every other layer the fallback applies only while the document leaves its section out;
@@ -305,6 +305,20 @@ export function layerProblems(config: MeshConfig, sections: readonly LayerSectio
 }
 
 /** `options` over `fallback`, or `undefined` when the document sets none (the fallback then applies whole). */
+/**
+ * The breaker's options from the document over the builder's: the backoff merges field by
+ * field too, since the document sets only its `min`, `max` and `jitter` (not `multiplier`), and
+ * may set none of them.
+ */
+function breakerWithFallback(
+  options: CircuitBreakerOptions | undefined,
+  fallback: CircuitBreakerOptions | undefined,
+): CircuitBreakerOptions | undefined {
+  const merged = withFallback(options, fallback);
+  if (merged === undefined || options?.backoff === undefined) return merged;
+  return { ...merged, backoff: { ...fallback?.backoff, ...options.backoff } };
+}
+
 function withFallback<O extends object>(options: O | undefined, fallback: O | undefined): O | undefined {
   return options === undefined ? undefined : { ...fallback, ...options };
 }
@@ -376,7 +390,7 @@ export function configured(store: ConfigStore<MeshConfig>, service: string, opti
     retry: live(store, (c: MeshConfig) => stableBudget(retryOf(c, service, route, fallback.retry)), fallback.retry),
     circuitBreaker: live(
       store,
-      (c: MeshConfig) => withFallback(failureAccrualOf(c, service), fallback.circuitBreaker),
+      (c: MeshConfig) => breakerWithFallback(failureAccrualOf(c, service), fallback.circuitBreaker),
       fallback.circuitBreaker,
     ),
     concurrencyLimit: live(store, (c: MeshConfig) => concurrencyLimitOf(c, service), fallback.concurrencyLimit),

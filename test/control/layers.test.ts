@@ -183,7 +183,8 @@ test("a document's loadBalancer switches the strategy live and keeps the builder
 test("a document's failureAccrual sets the breaker's consecutive failures and backoff live and keeps the builder's failure-rate window", async () => {
   const store = track(await createMeshStore({ initial: users({ timeout: '1s' }) as MeshConfig }));
   const failureRate = { threshold: 0.5, minimumVolume: 10, window: { calls: 20 } };
-  const mesh = configured(store, 'users', { fallback: { circuitBreaker: { consecutiveFailures: 3, failureRate } } });
+  const backoff = { min: '10s', max: '5m', multiplier: 3, jitter: 0 } as const;
+  const mesh = configured(store, 'users', { fallback: { circuitBreaker: { consecutiveFailures: 3, failureRate, backoff } } });
   const call = track(new ServiceBuilder({ name: 'users', registry: false }).circuitBreaker(mesh.circuitBreaker).service(async () => 'ok'));
   const params = () => call.describe().find((d) => d.layer === 'circuit-breaker')?.params as Record<string, unknown>;
   assert.equal(params().consecutiveFailures, 3);
@@ -193,6 +194,15 @@ test("a document's failureAccrual sets the breaker's consecutive failures and ba
   assert.equal(await call(), 'ok');
   assert.equal(params().consecutiveFailures, 9);
   assert.deepEqual(params().failureRate, rateBefore, "the builder's failure-rate window stays");
+  const backoffBefore = params().backoff;
+  assert.deepEqual(backoffBefore, { min: '10s', max: '300s', jitter: 0 });
+  // A document penalty replaces that field alone; the builder's other backoff fields stay.
+  assert.equal(
+    store.deliver({ version: 'v3', raw: users({ timeout: '1s', failureAccrual: { maxFailures: 9, minPenalty: '2s' } }) }).applied,
+    true,
+  );
+  assert.equal(await call(), 'ok');
+  assert.deepEqual(params().backoff, { ...(backoffBefore as object), min: '2s' });
 });
 
 test('a push a layer would refuse is NACKed end to end through the control stream', async () => {
