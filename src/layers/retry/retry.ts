@@ -200,7 +200,8 @@ export class RetryService<Req, Res> implements Service<Req, Res> {
 
       let skip: RetrySkipReason | undefined;
       let delay = 0;
-      if (ctx.cancelled) skip = 'cancelled';
+      // A closed stack starts no backoff: close() wakes the sleepers it finds, not those to come.
+      if (ctx.cancelled || this.#closed) skip = 'cancelled';
       else if (!matchesRetryOn(params.retryOn, verdict, threw, error, result, isNetworkError)) skip = 'not-retryable';
       else if (attempt > params.attempts) skip = 'attempts';
       else {

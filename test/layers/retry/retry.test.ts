@@ -290,6 +290,20 @@ test('close() during a backoff ends the sleeping call with its last failure: no 
   assert.deepEqual(skipped, ['cancelled']);
 });
 
+test('an attempt failing after close() ends the call with its failure: no backoff started, no timer left', async () => {
+  const { clock, mock, fn, skipped } = retrying({ attempts: 3, backoff: { kind: 'constant', base: '30s', jitter: 'none' } });
+  mock.script('hold');
+  const seen = observe(fn());
+  await clock.advance(0);
+  await fn.close();
+  mock.calls[0]?.fail(resetError('after close'));
+  await clock.advance(0);
+  assert.equal(seen.settled, 1, 'settled at once, not after a 30 s backoff');
+  assert.match(String((seen.error as Error).message), /after close/);
+  assert.equal(clock.pendingTimers, 0);
+  assert.deepEqual(skipped, ['cancelled']);
+});
+
 test('a result returned because the backoff was cut short is not discarded', async () => {
   const clock = new VirtualClock();
   const mock = new MockService<[], { status: number }>();
