@@ -123,15 +123,15 @@ export function statsDocument(sources: AdminSources, windowMs = sources.windowMs
   };
 }
 
-/** Objects {@link toJson} writes at most (a few MB of JSON). */
-const MAX_JSON_OBJECTS = 100_000;
+/** Values (objects and their entries) {@link toJson} writes at most: a few MB of JSON. */
+const MAX_JSON_OBJECTS = 200_000;
 
 /**
  * JSON that survives what descriptions may hold: `Infinity`, bigints, functions, errors, maps,
  * sets and cycles. Only a true cycle — an object inside itself — becomes `"[circular]"`; an
  * object reached twice along different paths (one endpoint list in two descriptions) is written
  * both times. Writing shared objects again can grow exponentially (a chain of objects each
- * holding the next twice), so past {@link MAX_JSON_OBJECTS} objects the rest is `"[truncated]"`:
+ * holding the next twice), so past {@link MAX_JSON_OBJECTS} values the rest is `"[truncated]"`:
  * an admin page answers rather than failing on a string too long.
  */
 export function toJson(value: unknown): string {
@@ -150,7 +150,10 @@ export function toJson(value: unknown): string {
       if (v === null || typeof v !== 'object') return v;
       while (path.length > 0 && (path[path.length - 1] as { out: unknown }).out !== this) path.pop();
       if (path.some((p) => p.raw === v)) return '[circular]';
-      if (++written > MAX_JSON_OBJECTS) return '[truncated]';
+      // Counted by size (an array's items, an object's keys), not one per object: a shared list of
+      // strings written again and again grows the text as fast as nested objects do.
+      written += 1 + (Array.isArray(v) ? v.length : v instanceof Map || v instanceof Set ? v.size : Object.keys(v).length);
+      if (written > MAX_JSON_OBJECTS) return '[truncated]';
       const out =
         v instanceof Error
           ? { name: v.name, message: v.message }

@@ -90,3 +90,11 @@ test('toJson stops writing shared objects again past its budget: a chain of obje
   assert.ok(text.length < 20_000_000, `${text.length} characters`);
   assert.doesNotThrow(() => JSON.parse(text));
 });
+
+test('toJson counts a shared list by its items: a chain ending in a list of 2,000 strings answers too', () => {
+  let node: unknown = Array.from({ length: 2000 }, (_, i) => `endpoint-${i}`);
+  for (let i = 0; i < 17; i++) node = { a: node, b: node };
+  const text = toJson(node);
+  assert.ok(text.includes('"[truncated]"'));
+  assert.ok(text.length < 20_000_000, `${text.length} characters`);
+});
