@@ -12,6 +12,7 @@
  * @module
  */
 
+import { isIPv6 } from 'node:net';
 import { z } from 'zod';
 import { tryParseDuration } from '../core/duration.js';
 
@@ -48,11 +49,19 @@ const enumOf = <const T extends readonly [string, ...string[]]>(values: T) =>
 
 /** Names of services, routes and endpoints' metadata keys: what the builder accepts as a name. */
 export const NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
-const name = z.string().regex(NAME, { error: 'must be 1 to 128 letters, digits, "_", ".", ":" or "-"' });
+// Keys of records (services, routes, metadata, backends) that an object would not keep as its own:
+// parsed into a record they vanish, and the document is ACKed without them. A second pattern, so
+// the published JSON Schema says it too.
+const NOT_RESERVED = /^(?!(?:__proto__|constructor|prototype)$)/;
+const notReserved = { error: 'must not be "__proto__", "constructor" or "prototype"' };
+const name = z.string().regex(NAME, { error: 'must be 1 to 128 letters, digits, "_", ".", ":" or "-"' }).regex(NOT_RESERVED, notReserved);
 // Routes are written as methods and paths ("GET /users/:id"), so they allow more characters.
-const routeName = z.string().regex(/^[A-Za-z0-9_.:/ *{}-]{1,256}$/, {
-  error: 'must be 1 to 256 letters, digits, spaces or "_.:/*{}-"',
-});
+const routeName = z
+  .string()
+  .regex(/^[A-Za-z0-9_.:/ *{}-]{1,256}$/, {
+    error: 'must be 1 to 256 letters, digits, spaces or "_.:/*{}-"',
+  })
+  .regex(NOT_RESERVED, notReserved);
 // Patterns are written without flags: the published JSON Schema keeps a pattern, not its flags.
 const RETRY_ON_WORD = '[A-Za-z0-9][A-Za-z0-9_-]*';
 const retryOnWord = z
@@ -156,6 +165,10 @@ export const endpointSchema = z.strictObject({
   address: z
     .string()
     .regex(ADDRESS, { error: 'must be "host:port" with a port from 0 to 65535, an IPv6 host in brackets ("[::1]:80")' })
+    // The pattern lets only hex, ":" and "." inside brackets; what is there must be an IPv6 address.
+    .refine((address) => !address.startsWith('[') || isIPv6(hostPort(address)?.host ?? '::'), {
+      error: 'must have an IPv6 address inside the brackets ("[::1]:80")',
+    })
     .describe('host:port of the backend; an IPv6 host in brackets.'),
   weight: intIn(1, 1_000_000).optional(),
   metadata: z.record(name, z.string().max(1024)).optional(),
@@ -180,9 +193,7 @@ const endpoints = endpointSchema
 /** Gateway API `backendRefs` with weights: the traffic split. */
 export const backendRefSchema = z.strictObject({
   // The split reads its weights as a record by name, where these would be dropped or worse.
-  name: name
-    .regex(/^(?!(?:__proto__|constructor|prototype)$)/, { error: 'must not be "__proto__", "constructor" or "prototype"' })
-    .describe('A backend of the split; "primary" is the service the split wraps.'),
+  name: name.describe('A backend of the split; "primary" is the service the split wraps.'),
   weight: intIn(0, 1_000_000),
 });
 

@@ -205,3 +205,20 @@ test('a backend named __proto__, constructor or prototype is refused by the sche
   }
   assert.equal(publishedTakes(published, 'proto'), true);
 });
+
+test('an endpoint in brackets must hold an IPv6 address; service, route and metadata names refuse the reserved keys in the published schema too', async () => {
+  for (const address of ['[1.2.3.4]:80', '[abc]:80', '[..]:80']) {
+    const r = validateMeshConfig({ services: { a: { endpoints: [{ address }] } } });
+    assert.equal(r.ok, false, address);
+    assert.deepEqual(r.ok ? [] : r.problems.map((p) => p.field), ['services.a.endpoints.0.address'], address);
+  }
+  for (const address of ['[::1]:80', '[FE80::1]:8080', '[::ffff:1.2.3.4]:65535']) {
+    assert.equal(validateMeshConfig({ services: { a: { endpoints: [{ address }] } } }).ok, true, address);
+  }
+  const published = JSON.parse(await readFile(new URL('../../schema/mesh-config.schema.json', import.meta.url), 'utf8'));
+  const services = published.properties.services;
+  const patterns = [services.propertyNames, services.additionalProperties.properties.routes.propertyNames].map((names) =>
+    JSON.stringify(names),
+  );
+  for (const names of patterns) assert.match(names, /__proto__/, 'the reserved keys are refused by the published schema');
+});
