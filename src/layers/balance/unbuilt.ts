@@ -57,10 +57,18 @@ export class UnbuiltEndpoints {
     return backoffMs;
   }
 
-  /** Takes the latest form of an endpoint waiting for its rebuild; `false` when it is not waiting. */
+  /**
+   * Takes the latest form of an endpoint waiting for its rebuild (a new weight or metadata);
+   * `false` when it is not waiting, or when its address changed: a corrected address is worth
+   * building at once rather than after the backoff, and its failures start afresh.
+   */
   update(endpoint: Endpoint): boolean {
     const entry = this.#entries.get(endpoint.id);
     if (entry === undefined) return false;
+    if (entry.endpoint.address !== endpoint.address || entry.endpoint.port !== endpoint.port) {
+      this.forget(endpoint.id);
+      return false;
+    }
     entry.endpoint = endpoint;
     return true;
   }

@@ -133,6 +133,16 @@ test('an endpoint whose factory threw is built again after a growing backoff, un
   assert.equal(endpoints?.[0]?.weight, 3, 'built in its latest form');
   assert.equal(clock.pendingTimers, 0, 'built: nothing more is due');
 
+  // A new address under the same id is built at once, not after the backoff.
+  const named = new StaticDiscovery([{ id: 'users-0', address: 'bad', port: 80 }]);
+  const byId = new ServiceBuilder({ registry: false, clock }).balance(named, (endpoint: Endpoint) => {
+    if (endpoint.address === 'bad') throw new Error('unreachable address');
+    return async () => endpoint.address;
+  });
+  named.set([{ id: 'users-0', address: 'good', port: 80 }]);
+  assert.equal(await byId(), 'good', 'the corrected address was built without waiting');
+  await byId.close();
+
   // A factory still failing when the stack closes leaves no timer behind.
   failures = Number.POSITIVE_INFINITY;
   discovery.set([{ address: 'flaky', port: 81 }]);
