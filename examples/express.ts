@@ -27,6 +27,8 @@ const mesh = meshMiddleware({
 let released!: () => void;
 const admittedMayAnswer = new Promise<void>((resolve) => {
   released = resolve;
+  // Should fewer than three be shed, the admitted ones still answer: the example ends either way.
+  setTimeout(resolve, 5000).unref();
 });
 const app = express();
 app.use(mesh);

@@ -15,6 +15,8 @@ const metrics = new MetricsRegistry();
 let released!: () => void;
 const admittedMayAnswer = new Promise<void>((resolve) => {
   released = resolve;
+  // Should fewer than three be shed, the admitted ones still answer: the example ends either way.
+  setTimeout(resolve, 5000).unref();
 });
 const app = Fastify();
 await app.register(meshPlugin, { name: 'fastify-example', concurrency: 2, metrics });
