@@ -1,8 +1,13 @@
 import { type Classification, type Classifier, classification, defaultClassifier, SUCCESS } from '../../core/classify.js';
 import { GRPC_DEADLINE_EXCEEDED, GRPC_STATUS_NAMES, RETRYABLE_GRPC_CODES } from '../../core/status.js';
 
-/** Status labels by code: the protocol's names in lowercase, as metrics and `retryOn` spell them. */
-const STATUS_LABELS: readonly string[] = GRPC_STATUS_NAMES.map((name) => name.toLowerCase());
+/**
+ * Status labels by code, as {@link grpcClassifier} gives them: the protocol's names in
+ * lowercase (`"unavailable"`), as metrics, `retryOn` words and `classification.status` spell them.
+ * (`GRPC_STATUS_NAMES` has the names as the protocol spells them; compare a status label with
+ * this list, not that one.)
+ */
+export const GRPC_STATUS_LABELS: readonly string[] = Object.freeze(GRPC_STATUS_NAMES.map((name) => name.toLowerCase()));
 
 interface GrpcErrorLike {
   code?: unknown;
@@ -17,7 +22,7 @@ interface GrpcErrorLike {
  * Errors without a gRPC code are judged by the default classifier.
  */
 export const grpcClassifier: Classifier<unknown> = (() => {
-  const byCode = STATUS_LABELS.map((label, code) =>
+  const byCode = GRPC_STATUS_LABELS.map((label, code) =>
     code === GRPC_DEADLINE_EXCEEDED
       ? classification('failure', 'timeout', true)
       : classification('failure', label, RETRYABLE_GRPC_CODES.has(code)),

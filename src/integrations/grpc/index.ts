@@ -10,9 +10,10 @@
  * - each attempt goes to the less loaded of two random endpoints (P2C over peak-EWMA RTT);
  * - outcomes are classified by status ({@link grpcClassifier}): UNAVAILABLE and
  *   RESOURCE_EXHAUSTED retryable (with `grpc-retry-pushback-ms` honoured), DEADLINE_EXCEEDED a
- *   timeout; a status is labelled (metrics, `retryOn`) by its name in lowercase: `"unavailable"`,
- *   while {@link GRPC_STATUS_NAMES} lists the names as the protocol spells them (`"UNAVAILABLE"`,
- *   the same list the package root exports, which fault injection's `grpcStatus` takes);
+ *   timeout; a status is labelled (metrics, `retryOn`) by its name in lowercase
+ *   ({@link GRPC_STATUS_LABELS}: `"unavailable"`), while {@link GRPC_STATUS_NAMES} lists the names
+ *   as the protocol spells them (`"UNAVAILABLE"`, the same list the package root exports, which
+ *   fault injection's `grpcStatus` takes);
  * - the remaining deadline of the call context is the gRPC call's deadline, so the server sees
  *   it as `grpc-timeout`; cancelling through the signal calls `call.cancel()`;
  * - the caller's metadata goes with every attempt;
@@ -24,7 +25,7 @@
  */
 
 export { GRPC_STATUS_NAMES, type GrpcStatusName } from '../../core/status.js';
-export { grpcClassifier } from './classifier.js';
+export { GRPC_STATUS_LABELS, grpcClassifier } from './classifier.js';
 export {
   type GrpcCallOptions,
   type GrpcClientConstructor,

@@ -300,4 +300,7 @@ test('GRPC_STATUS_NAMES is one list, as the protocol spells it, from the package
     Object.keys(grpc.status).filter((key) => Number.isNaN(Number(key))),
     "the names by code are grpc-js's",
   );
+  // The labels a classification carries are the same names in lowercase, by code.
+  assert.equal(fromGrpc.GRPC_STATUS_LABELS[grpc.status.UNAVAILABLE], 'unavailable');
+  assert.equal(fromGrpc.grpcClassifier.classifyError({ code: grpc.status.RESOURCE_EXHAUSTED }).status, fromGrpc.GRPC_STATUS_LABELS[8]);
 });
