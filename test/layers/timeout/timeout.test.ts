@@ -260,9 +260,13 @@ for (const inner of ['5s', '1s'] as const) {
   });
 }
 
-test('an inner timeout whose timer fires after the enclosing expiry (armed a turn late) reports nothing more and leaves no deadline behind', async () => {
-  // A clock whose turn-cached reading lags: the per-try deadline of try 2 is set 10 ms early in
-  // clock time, so its list's timer fires after the call timeout's.
+/**
+ * A clock whose turn-cached reading lags by `lag` ms: a per-try deadline set during try 2 lands
+ * 10 ms early in clock time, so its list's timer fires after the call timeout's (the order
+ * entries end in when a turn runs long). Returns the stack, with the call started and try 2
+ * holding at 600 ms (try 1 failed at once).
+ */
+async function perTryUnderCallTimeout(outerRetry: boolean) {
   class LaggingClock extends VirtualClock {
     lag = 0;
     approximateNow(): number {
@@ -271,18 +275,28 @@ test('an inner timeout whose timer fires after the enclosing expiry (armed a tur
   }
   const clock = new LaggingClock();
   const mock = new MockService<[], string>();
-  const fn = new ServiceBuilder({ clock, registry: false })
+  const builder = new ServiceBuilder({ clock, registry: false });
+  const fn = (
+    outerRetry
+      ? builder.retry({ attempts: 2, retryOn: ['timeout'], backoff: { kind: 'constant', base: '1ms', jitter: 'none' }, budget: false })
+      : builder
+  )
     .timeout('1000ms')
     .retry({ attempts: 2, perTryTimeout: '405ms', backoff: { kind: 'constant', base: '600ms', jitter: 'none' }, budget: false })
     .service(mock.fn);
   const seen = expiries(fn);
-  mock.script({ error: resetError() }, 'hold');
+  mock.script({ error: resetError() }, 'hold', { value: 'outer retry ok' });
   const outcome = observe(fn());
   await clock.advance(0);
   clock.lag = 10;
   await clock.advance(600);
   assert.equal(mock.calls.length, 2);
   clock.lag = 0;
+  return { clock, mock, fn, seen, outcome };
+}
+
+test('an inner timeout whose timer fires after the enclosing expiry (armed a turn late) reports nothing more and leaves no deadline behind', async () => {
+  const { clock, mock, fn, seen, outcome } = await perTryUnderCallTimeout(false);
   await clock.advance(410);
   assert.equal((outcome.error as TimeoutError).timeoutMs, 1000);
   assert.deepEqual(seen, ['1000@2'], 'one expiry, one event');
@@ -294,26 +308,7 @@ test('an inner timeout whose timer fires after the enclosing expiry (armed a tur
 });
 
 test('an enclosing timeout expiring while an inner one still holds the deadline gives it back: a retry above gets its next attempt', async () => {
-  class LaggingClock extends VirtualClock {
-    lag = 0;
-    approximateNow(): number {
-      return this.now() - this.lag;
-    }
-  }
-  const clock = new LaggingClock();
-  const mock = new MockService<[], string>();
-  const fn = new ServiceBuilder({ clock, registry: false })
-    .retry({ attempts: 2, retryOn: ['timeout'], backoff: { kind: 'constant', base: '1ms', jitter: 'none' }, budget: false })
-    .timeout('1000ms')
-    .retry({ attempts: 2, perTryTimeout: '405ms', backoff: { kind: 'constant', base: '600ms', jitter: 'none' }, budget: false })
-    .service(mock.fn);
-  const seen = expiries(fn);
-  mock.script({ error: resetError() }, 'hold', { value: 'outer retry ok' });
-  const outcome = observe(fn());
-  await clock.advance(0);
-  clock.lag = 10; // try 2's per-try deadline (995) is set from a reading 10 ms old: it fires after 1000
-  await clock.advance(600);
-  clock.lag = 0;
+  const { clock, mock, fn, seen, outcome } = await perTryUnderCallTimeout(true);
   await clock.advance(400);
   assert.equal(mock.calls[1]?.ctx.deadline, Number.POSITIVE_INFINITY, 'the expired enclosing timeout gave the deadline back');
   await clock.advance(10);
