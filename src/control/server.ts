@@ -16,8 +16,9 @@ import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { z } from 'zod';
 import { type Clock, systemClock } from '../core/clock.js';
-import { InvalidOptionError, type OptionProblem } from '../core/errors.js';
+import type { OptionProblem } from '../core/errors.js';
 import { int, num, parseOptions } from '../core/validate.js';
+import { checkClientCa, type PeerCertificate, peerCertificate } from './client-tls.js';
 import { type DocumentLimits, meshValidator } from './document.js';
 import { ACK_PATH, type AckReport, CLIENTS_PATH, STREAM_PATH, type StreamMessage } from './protocol.js';
 import type { ConfigSink, ConfigSource, SourceUpdate, SourceVerdict } from './source.js';
@@ -69,7 +70,7 @@ export interface ClientState {
    * The certificate the client presented on its latest stream (mTLS): the `client` id is what it
    * calls itself, the certificate's subject is what the client CA vouches for.
    */
-  certificate: { subject: string; fingerprint256: string } | undefined;
+  certificate: PeerCertificate | undefined;
 }
 
 const MAX_CLIENTS = 10_000;
@@ -86,44 +87,6 @@ const numericOptions = z.object({
 });
 
 const digest = (token: string): Buffer => createHash('sha256').update(token).digest();
-
-const isPem = (value: unknown): value is string | Buffer =>
-  (typeof value === 'string' && value.trim() !== '') || (Buffer.isBuffer(value) && value.length > 0);
-
-/**
- * @internal a value of an RFC 4514 distinguished name, escaped: a CN holding ", O=..." cannot
- * pass for another attribute on the page that shows what the client CA vouches for.
- */
-export function escapeDnValue(value: string): string {
-  return value.replace(/[\\"+,;<>=]/g, (c) => `\\${c}`).replace(/^[ #]|[ ]$/g, (c) => `\\${c}`);
-}
-
-/** The subject and fingerprint of the certificate a TLS client presented, if any. */
-function peerCertificate(req: IncomingMessage): ClientState['certificate'] {
-  const socket = req.socket as Partial<TLSSocket>;
-  const peer = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : undefined;
-  if (peer === undefined || peer.subject === undefined || !peer.fingerprint256) return undefined;
-  const subject = Object.entries(peer.subject)
-    .flatMap(([key, value]) => (Array.isArray(value) ? value : [value]).map((v) => `${key}=${escapeDnValue(String(v))}`))
-    .join(', ');
-  return { subject, fingerprint256: peer.fingerprint256 };
-}
-
-/**
- * Checks `tls.clientCa` when given. Node's TLS context trusts the public root CAs when `ca` is
- * empty or falsy, so an empty value (an unset environment variable, say) would let in any client
- * whose certificate chains to a public root — with no token needed. It is refused instead.
- */
-function checkClientCa(clientCa: unknown): void {
-  if (clientCa === undefined) return;
-  const ok = Array.isArray(clientCa) ? clientCa.length > 0 && clientCa.every(isPem) : isPem(clientCa);
-  if (!ok) {
-    throw new InvalidOptionError(
-      'tls.clientCa',
-      'must be the PEM of the CA certificates that sign clients: a non-empty string or Buffer, or a non-empty array of them (an empty one would trust every public root CA)',
-    );
-  }
-}
 
 /** The reference control server; see the module doc. */
 export class ControlServer implements ConfigSink {

@@ -4,8 +4,8 @@ import type { Server } from 'node:http';
 import https from 'node:https';
 import { syncBuiltinESMExports } from 'node:module';
 import { afterEach, mock, test } from 'node:test';
+import { escapeDnValue } from '../../src/control/client-tls.js';
 import { ControlServer, createMeshStore, type HttpSourceEvent, httpSource } from '../../src/control/index.js';
-import { escapeDnValue } from '../../src/control/server.js';
 import { InvalidOptionError } from '../../src/core/errors.js';
 import { closeOpened, TOKEN, track, until } from './helpers.js';
 
