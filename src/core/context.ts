@@ -99,10 +99,12 @@ export class CallContext {
   /**
    * @param signal the caller's signal; cancelling it cancels the call.
    * @param deadline an absolute deadline the caller already has (e.g. from an incoming header).
+   *   NaN (an unparsable header, `now + NaN`) is no deadline: compared with NaN every deadline
+   *   check is false, so it would silently switch off every timeout below.
    */
   constructor(signal?: AbortSignal, deadline?: number) {
     if (signal !== undefined) this.#extras().parentSignal = signal;
-    if (deadline !== undefined) this.deadline = deadline;
+    if (deadline !== undefined && !Number.isNaN(deadline)) this.deadline = deadline;
   }
 
   #extras(): CallExtras {

@@ -287,8 +287,12 @@ function meshedMethods(
         new InvalidOptionError('method', `"${method}" is not a ${streaming ? 'server-streaming' : 'unary'} method of this service`),
       );
     }
+    const timeoutMs = callOptions?.timeoutMs;
+    if (timeoutMs !== undefined && !(timeoutMs >= 0)) {
+      return Promise.reject(new InvalidOptionError('timeoutMs', `must be a number of milliseconds, 0 or more (got ${String(timeoutMs)})`));
+    }
     const signal = callOptions?.signal;
-    const ctx = new CallContext(signal, callOptions?.timeoutMs === undefined ? undefined : env.clock.now() + callOptions.timeoutMs);
+    const ctx = new CallContext(signal, timeoutMs === undefined ? undefined : env.clock.now() + timeoutMs);
     const req: GrpcRequest = { method: entry.name, streaming, request, metadata: callOptions?.metadata ?? new grpc.Metadata() };
     const promise = service.call(req, ctx);
     return signal === undefined ? promise : promise.finally(() => ctx.dispose());

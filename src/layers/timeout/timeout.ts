@@ -113,8 +113,11 @@ class PendingCall implements DeadlineEntry, Settler, Settleable {
     this.error = error;
     // Abandon what runs below; layers above judge by their own deadline whether the call may
     // go on (a retry above a per-try timeout) or is over.
+    const abandoned = ctx.cancelled;
     ctx.abortAttempt(error);
-    this.owner.timedOut(this);
+    // An attempt abandoned before its deadline (a hedge that lost, whose callee ignored the
+    // signal) timing out is no timeout of the call: nobody waits for it.
+    if (!abandoned) this.owner.timedOut(this);
     this.#forward(true, error);
   }
 
@@ -195,14 +198,29 @@ export class TimeoutService<Req, Res> implements Service<Req, Res> {
     if (pending instanceof Error) settler.settle(true, pending);
   }
 
+  /**
+   * A deadline already passed when the call reached this layer. When it is an enclosing
+   * timeout's whose timer has not fired yet (a queue above granted the call at that very time),
+   * that timeout expires now — its event and its error — rather than being settled by our
+   * refusal and never reported.
+   */
+  #passed(timeoutMs: number, previousDeadline: number, now: number, above: PendingCall | undefined): TimeoutError {
+    if (above !== undefined && !above.settled && previousDeadline <= now + timeoutMs) {
+      above.list?.remove(above);
+      above.expire();
+      if (above.error !== undefined) return above.error;
+    }
+    return new TimeoutError(Math.round(timeoutMs < previousDeadline - now ? timeoutMs : 0));
+  }
+
   /** Sets the deadline, enters it in the shared lists and starts the inner call. */
   #start(req: Req, ctx: CallContext, timeoutMs: number, outer: Settler | undefined): PendingCall | TimeoutError {
     const previousDeadline = ctx.deadline;
     const now = ctx.deadlineBase(this.#clock);
     const own = now + timeoutMs;
     const at = own < previousDeadline ? own : previousDeadline;
-    if (at <= now) return new TimeoutError(Math.round(timeoutMs < previousDeadline - now ? timeoutMs : 0));
     const above = ctx.deadlineHolder as PendingCall | undefined;
+    if (at <= now) return this.#passed(timeoutMs, previousDeadline, now, above);
     // A deadline no earlier than the enclosing timeout's is that one's to report (see PendingCall).
     const inherited = at === previousDeadline && above !== undefined;
     const pending = new PendingCall(this as TimeoutService<unknown, unknown>, ctx, previousDeadline, at - now, outer, above, inherited);

@@ -79,6 +79,9 @@ test('unary: INVALID_ARGUMENT is not retried; a status error reaches the caller'
   await assert.rejects(client.unary('sayHello', { name: 'x' }), { code: grpc.status.INVALID_ARGUMENT });
   assert.equal(s.seen.length, 1);
   await assert.rejects(client.unary('count', {}), /not a unary method/);
+  // A NaN timeout would be no deadline at all: refused, naming the option.
+  await assert.rejects(client.unary('sayHello', { name: 'x' }, { timeoutMs: Number.NaN }), /timeoutMs: must be a number of milliseconds/);
+  assert.equal(s.seen.length, 1, 'refused before any attempt');
   await client.close();
   s.close();
 });

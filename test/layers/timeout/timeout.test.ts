@@ -318,3 +318,56 @@ test('an enclosing timeout expiring while an inner one still holds the deadline 
   await fn.close();
   assert.equal(clock.pendingTimers, 0);
 });
+
+test('a caller deadline of NaN is no deadline: the timeout below still fires', async () => {
+  const clock = new VirtualClock();
+  const mock = new MockService<[], string>();
+  const fn = new ServiceBuilder({ clock, registry: false })
+    .timeout('100ms')
+    .service(mock.fn, { context: () => ({ deadline: Number.NaN }) });
+  mock.script('hold');
+  const outcome = observe(fn());
+  await clock.advance(100);
+  assert.equal((outcome.error as TimeoutError).timeoutMs, 100);
+  await fn.close();
+  assert.equal(clock.pendingTimers, 0);
+});
+
+test('an enclosing timeout whose deadline passed before its timer fired is reported by it when a call reaches an inner timeout at that time', async () => {
+  const clock = new VirtualClock();
+  const mock = new MockService<[], string>();
+  const fn = new ServiceBuilder({ clock, registry: false })
+    .timeout('100ms')
+    .concurrencyLimit({ max: 1, queue: 10 })
+    .timeout('1s')
+    .service(mock.fn);
+  const seen = expiries(fn);
+  // Armed before the calls' deadline lists: call 1 answers at 100 ms, granting call 2 its permit
+  // exactly when call 2's 100 ms deadline passes, before that deadline's own timer fires.
+  clock.setTimer(() => mock.calls[0]?.respond('first'), 100);
+  const first = observe(fn());
+  const second = observe(fn());
+  await clock.advance(100);
+  await clock.advance(1000);
+  assert.equal(first.value, 'first');
+  assert.equal((second.error as TimeoutError).timeoutMs, 100, 'the enclosing timeout reports its own deadline');
+  assert.deepEqual(seen, ['100@1']);
+  assert.equal(mock.calls.length, 1, 'call 2 never reached the service');
+  await fn.close();
+  assert.equal(clock.pendingTimers, 0);
+});
+
+test('a hedge that lost, whose callee ignores the signal, reports no timeout for the call that succeeded', async () => {
+  const clock = new VirtualClock();
+  const mock = new MockService<[], string>();
+  const fn = new ServiceBuilder({ clock, registry: false }).hedge({ delay: '10ms', budget: false }).timeout('50ms').service(mock.fn);
+  const seen = expiries(fn);
+  mock.script('hold', { value: 'hedge ok' });
+  const outcome = observe(fn());
+  await clock.advance(10);
+  assert.equal(outcome.value, 'hedge ok');
+  await clock.advance(100);
+  assert.deepEqual(seen, [], 'the abandoned primary timing out is no timeout of the call');
+  await fn.close();
+  assert.equal(clock.pendingTimers, 0);
+});
