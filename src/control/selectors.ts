@@ -13,7 +13,7 @@
  * the circuit breaker merge: each retry option the document gives (`retries.attempts`,
  * `retries.retryOn`, `retries.backoff` as a whole, `perTryTimeout`, `retryBudget`) replaces the
  * fallback's, `loadBalancer.simple` replaces the fallback's `strategy`, and `failureAccrual`
- * the breaker's `consecutiveFailures` and each backoff field it gives; the fallback's other options
+ * the breaker's `consecutiveFailures` and its backoff bounds (together); the fallback's other options
  * stay (the balancer's failure accrual, panic threshold and peak EWMA, the breaker's failure-rate
  * window and probes, which the document cannot set).
  * For every other layer the fallback applies only while the document leaves its section out;
@@ -304,21 +304,28 @@ export function layerProblems(config: MeshConfig, sections: readonly LayerSectio
   return [...problems.values()];
 }
 
-/** `options` over `fallback`, or `undefined` when the document sets none (the fallback then applies whole). */
 /**
- * The breaker's options from the document over the builder's: the backoff merges field by
- * field too, since the document sets only its `min`, `max` and `jitter` (not `multiplier`), and
- * may set none of them.
+ * The breaker's options from the document over the builder's. The document's penalties replace
+ * the builder's backoff bounds together (with the builder's `multiplier`, which the document
+ * cannot set): mixing one bound from each could give a `min` above the `max` that the breaker
+ * would refuse after the document was ACKed. Without penalties the builder's backoff stays whole.
  */
 function breakerWithFallback(
   options: CircuitBreakerOptions | undefined,
   fallback: CircuitBreakerOptions | undefined,
 ): CircuitBreakerOptions | undefined {
   const merged = withFallback(options, fallback);
-  if (merged === undefined || options?.backoff === undefined) return merged;
-  return { ...merged, backoff: { ...fallback?.backoff, ...options.backoff } };
+  if (merged === undefined) return undefined;
+  const penalties = options?.backoff;
+  if (penalties === undefined || Object.keys(penalties).length === 0) {
+    const { backoff: _none, ...rest } = merged;
+    return fallback?.backoff === undefined ? rest : { ...rest, backoff: fallback.backoff };
+  }
+  const multiplier = fallback?.backoff?.multiplier;
+  return { ...merged, backoff: multiplier === undefined ? penalties : { multiplier, ...penalties } };
 }
 
+/** `options` over `fallback`, or `undefined` when the document sets none (the fallback then applies whole). */
 function withFallback<O extends object>(options: O | undefined, fallback: O | undefined): O | undefined {
   return options === undefined ? undefined : { ...fallback, ...options };
 }

@@ -196,13 +196,31 @@ test("a document's failureAccrual sets the breaker's consecutive failures and ba
   assert.deepEqual(params().failureRate, rateBefore, "the builder's failure-rate window stays");
   const backoffBefore = params().backoff;
   assert.deepEqual(backoffBefore, { min: '10s', max: '300s', jitter: 0 });
-  // A document penalty replaces that field alone; the builder's other backoff fields stay.
-  assert.equal(
-    store.deliver({ version: 'v3', raw: users({ timeout: '1s', failureAccrual: { maxFailures: 9, minPenalty: '2s' } }) }).applied,
-    true,
-  );
+  // The document's penalties replace the builder's bounds together (never a min from one and a max
+  // from the other, which the breaker could refuse after the ACK): the document's min comes with
+  // the default max, not the builder's.
+  const rejected: unknown[] = [];
+  call.events.on('param-rejected', (e) => rejected.push(e));
+  const v3 = users({ timeout: '1s', failureAccrual: { maxFailures: 9, minPenalty: '30s' } });
+  assert.equal(store.deliver({ version: 'v3', raw: v3 }).applied, true);
   assert.equal(await call(), 'ok');
-  assert.deepEqual(params().backoff, { ...(backoffBefore as object), min: '2s' });
+  assert.deepEqual(params().backoff, { min: '30s', max: '60s', jitter: 0.5 });
+  assert.equal(params().consecutiveFailures, 9);
+  assert.deepEqual(rejected, []);
+  // A builder's max below the document's min: merged field by field the breaker refused it after
+  // the ACK (and kept 3 consecutive failures).
+  const tight = configured(store, 'users', {
+    fallback: { circuitBreaker: { consecutiveFailures: 3, backoff: { min: '1s', max: '10s' } } },
+  });
+  const tightCall = track(
+    new ServiceBuilder({ name: 'users', registry: false }).circuitBreaker(tight.circuitBreaker).service(async () => 'ok'),
+  );
+  const tightRejected: unknown[] = [];
+  tightCall.events.on('param-rejected', (e) => tightRejected.push(e));
+  assert.equal(await tightCall(), 'ok');
+  const tightParams = tightCall.describe().find((d) => d.layer === 'circuit-breaker')?.params as Record<string, unknown>;
+  assert.equal(tightParams.consecutiveFailures, 9);
+  assert.deepEqual(tightRejected, []);
 });
 
 test('a push a layer would refuse is NACKed end to end through the control stream', async () => {
