@@ -147,6 +147,11 @@ export function toJson(value: unknown): string {
       if (typeof v === 'number' && !Number.isFinite(v)) return Number.isNaN(v) ? null : v > 0 ? 'Infinity' : '-Infinity';
       if (typeof v === 'bigint') return v.toString();
       if (typeof v === 'function') return `[function ${v.name || 'anonymous'}]`;
+      // A long string reached along many paths grows the text too: charged by its length.
+      if (typeof v === 'string' && v.length > 64) {
+        written += v.length >> 6;
+        if (written > MAX_JSON_OBJECTS) return '[truncated]';
+      }
       if (v === null || typeof v !== 'object') return v;
       while (path.length > 0 && (path[path.length - 1] as { out: unknown }).out !== this) path.pop();
       if (path.some((p) => p.raw === v)) return '[circular]';

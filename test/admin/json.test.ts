@@ -98,3 +98,11 @@ test('toJson counts a shared list by its items: a chain ending in a list of 2,00
   assert.ok(text.includes('"[truncated]"'));
   assert.ok(text.length < 20_000_000, `${text.length} characters`);
 });
+
+test('toJson charges long strings by their length: a chain ending in a shared 20,000-character string answers too', () => {
+  let node: unknown = { s: 'x'.repeat(20_000) };
+  for (let i = 0; i < 20; i++) node = { a: node, b: node };
+  const text = toJson(node);
+  assert.ok(text.includes('"[truncated]"'));
+  assert.ok(text.length < 50_000_000, `${text.length} characters`);
+});
