@@ -2,12 +2,14 @@ import { type Classification, type Classifier, classification, defaultClassifier
 import { GRPC_DEADLINE_EXCEEDED, GRPC_STATUS_NAMES, RETRYABLE_GRPC_CODES } from '../../core/status.js';
 
 /**
- * Status labels by code, as {@link grpcClassifier} gives them: the protocol's names in
- * lowercase (`"unavailable"`), as metrics, `retryOn` words and `classification.status` spell them.
- * (`GRPC_STATUS_NAMES` has the names as the protocol spells them; compare a status label with
- * this list, not that one.)
+ * Status labels by code, as {@link grpcClassifier} gives them in `classification.status` (and so
+ * in metrics and `retryOn` words): the protocol's names in lowercase (`"unavailable"`), except
+ * DEADLINE_EXCEEDED, which is `"timeout"` as our own timeouts are. (`GRPC_STATUS_NAMES` has the
+ * names as the protocol spells them; compare a status label with this list, not that one.)
  */
-export const GRPC_STATUS_LABELS: readonly string[] = Object.freeze(GRPC_STATUS_NAMES.map((name) => name.toLowerCase()));
+export const GRPC_STATUS_LABELS: readonly string[] = Object.freeze(
+  GRPC_STATUS_NAMES.map((name, code) => (code === GRPC_DEADLINE_EXCEEDED ? 'timeout' : name.toLowerCase())),
+);
 
 interface GrpcErrorLike {
   code?: unknown;
@@ -23,9 +25,7 @@ interface GrpcErrorLike {
  */
 export const grpcClassifier: Classifier<unknown> = (() => {
   const byCode = GRPC_STATUS_LABELS.map((label, code) =>
-    code === GRPC_DEADLINE_EXCEEDED
-      ? classification('failure', 'timeout', true)
-      : classification('failure', label, RETRYABLE_GRPC_CODES.has(code)),
+    classification('failure', label, code === GRPC_DEADLINE_EXCEEDED || RETRYABLE_GRPC_CODES.has(code)),
   );
   return {
     classifyResult: () => SUCCESS,
