@@ -288,8 +288,9 @@ function meshedMethods(
       );
     }
     const timeoutMs = callOptions?.timeoutMs;
-    if (timeoutMs !== undefined && !(timeoutMs >= 0)) {
-      return Promise.reject(new InvalidOptionError('timeoutMs', `must be a number of milliseconds, 0 or more (got ${String(timeoutMs)})`));
+    // A negative time left is a deadline already passed (the call times out); NaN is no time at all.
+    if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs))) {
+      return Promise.reject(new InvalidOptionError('timeoutMs', `must be a number of milliseconds (got ${String(timeoutMs)})`));
     }
     const signal = callOptions?.signal;
     const ctx = new CallContext(signal, timeoutMs === undefined ? undefined : env.clock.now() + timeoutMs);

@@ -113,11 +113,8 @@ class PendingCall implements DeadlineEntry, Settler, Settleable {
     this.error = error;
     // Abandon what runs below; layers above judge by their own deadline whether the call may
     // go on (a retry above a per-try timeout) or is over.
-    const abandoned = ctx.cancelled;
     ctx.abortAttempt(error);
-    // An attempt abandoned before its deadline (a hedge that lost, whose callee ignored the
-    // signal) timing out is no timeout of the call: nobody waits for it.
-    if (!abandoned) this.owner.timedOut(this);
+    this.owner.timedOut(this);
     this.#forward(true, error);
   }
 
@@ -204,8 +201,10 @@ export class TimeoutService<Req, Res> implements Service<Req, Res> {
    * that timeout expires now — its event and its error — rather than being settled by our
    * refusal and never reported.
    */
-  #passed(timeoutMs: number, previousDeadline: number, now: number, above: PendingCall | undefined): TimeoutError {
-    if (above !== undefined && !above.settled && previousDeadline <= now + timeoutMs) {
+  #passed(ctx: CallContext, timeoutMs: number, previousDeadline: number, now: number, above: PendingCall | undefined): TimeoutError {
+    // Only the context's own holder: a hedge's fork inherits its parent's holder, and a fork
+    // reaching here must not expire the parent's call, which another fork may have answered.
+    if (above !== undefined && above.ctx === ctx && !ctx.cancelled && !above.settled && previousDeadline <= now + timeoutMs) {
       above.list?.remove(above);
       above.expire();
       if (above.error !== undefined) return above.error;
@@ -220,7 +219,7 @@ export class TimeoutService<Req, Res> implements Service<Req, Res> {
     const own = now + timeoutMs;
     const at = own < previousDeadline ? own : previousDeadline;
     const above = ctx.deadlineHolder as PendingCall | undefined;
-    if (at <= now) return this.#passed(timeoutMs, previousDeadline, now, above);
+    if (at <= now) return this.#passed(ctx, timeoutMs, previousDeadline, now, above);
     // A deadline no earlier than the enclosing timeout's is that one's to report (see PendingCall).
     const inherited = at === previousDeadline && above !== undefined;
     const pending = new PendingCall(this as TimeoutService<unknown, unknown>, ctx, previousDeadline, at - now, outer, above, inherited);

@@ -81,6 +81,8 @@ test('unary: INVALID_ARGUMENT is not retried; a status error reaches the caller'
   await assert.rejects(client.unary('count', {}), /not a unary method/);
   // A NaN timeout would be no deadline at all: refused, naming the option.
   await assert.rejects(client.unary('sayHello', { name: 'x' }, { timeoutMs: Number.NaN }), /timeoutMs: must be a number of milliseconds/);
+  // A negative time left is a deadline already passed: a timeout, not a programming error.
+  await assert.rejects(client.unary('sayHello', { name: 'x' }, { timeoutMs: -5 }), { name: 'TimeoutError' });
   assert.equal(s.seen.length, 1, 'refused before any attempt');
   await client.close();
   s.close();

@@ -357,17 +357,24 @@ test('an enclosing timeout whose deadline passed before its timer fired is repor
   assert.equal(clock.pendingTimers, 0);
 });
 
-test('a hedge that lost, whose callee ignores the signal, reports no timeout for the call that succeeded', async () => {
+test('a hedge fork reaching an inner timeout after the call timeout passed does not expire the call another fork answered', async () => {
   const clock = new VirtualClock();
   const mock = new MockService<[], string>();
-  const fn = new ServiceBuilder({ clock, registry: false }).hedge({ delay: '10ms', budget: false }).timeout('50ms').service(mock.fn);
+  const fn = new ServiceBuilder({ clock, registry: false })
+    .timeout('100ms')
+    .hedge({ delay: '10ms', budget: false })
+    .concurrencyLimit({ max: 1, queue: 10 })
+    .timeout('1s')
+    .service(mock.fn);
   const seen = expiries(fn);
-  mock.script('hold', { value: 'hedge ok' });
+  // Armed before the call's deadline list: the primary answers at 100 ms and frees the permit
+  // for the queued hedge, whose fork then reaches the inner timeout after the call's deadline.
+  clock.setTimer(() => mock.calls[0]?.respond('primary ok'), 100);
   const outcome = observe(fn());
-  await clock.advance(10);
-  assert.equal(outcome.value, 'hedge ok');
   await clock.advance(100);
-  assert.deepEqual(seen, [], 'the abandoned primary timing out is no timeout of the call');
+  await clock.advance(1000);
+  assert.equal(outcome.value, 'primary ok', String(outcome.error));
+  assert.deepEqual(seen, []);
   await fn.close();
   assert.equal(clock.pendingTimers, 0);
 });
