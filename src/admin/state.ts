@@ -158,6 +158,10 @@ export function toJson(value: unknown): string {
       // Counted by size (an array's items, an object's keys), not one per object: a shared list of
       // strings written again and again grows the text as fast as nested objects do.
       written += 1 + (Array.isArray(v) ? v.length : v instanceof Map || v instanceof Set ? v.size : Object.keys(v).length);
+      // Long keys are charged as long strings are.
+      if (!Array.isArray(v))
+        for (const key of v instanceof Map ? v.keys() : Object.keys(v))
+          if (typeof key === 'string' && key.length > 64) written += key.length >> 6;
       if (written > MAX_JSON_OBJECTS) return '[truncated]';
       const out =
         v instanceof Error

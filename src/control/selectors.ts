@@ -13,7 +13,7 @@
  * the circuit breaker merge: each retry option the document gives (`retries.attempts`,
  * `retries.retryOn`, `retries.backoff` as a whole, `perTryTimeout`, `retryBudget`) replaces the
  * fallback's, `loadBalancer.simple` replaces the fallback's `strategy`, and `failureAccrual`
- * the breaker's `consecutiveFailures` and its backoff bounds (together); the fallback's other options
+ * the breaker's `consecutiveFailures`, its backoff bounds (together) and jitter; the fallback's other options
  * stay (the balancer's failure accrual, panic threshold and peak EWMA, the breaker's failure-rate
  * window and probes, which the document cannot set).
  * For every other layer the fallback applies only while the document leaves its section out;
@@ -305,10 +305,11 @@ export function layerProblems(config: MeshConfig, sections: readonly LayerSectio
 }
 
 /**
- * The breaker's options from the document over the builder's. The document's penalties replace
- * the builder's backoff bounds together (with the builder's `multiplier`, which the document
- * cannot set): mixing one bound from each could give a `min` above the `max` that the breaker
- * would refuse after the document was ACKed. Without penalties the builder's backoff stays whole.
+ * The breaker's options from the document over the builder's. The document's penalty bounds
+ * replace the builder's `min` and `max` together: mixing one bound from each could give a `min`
+ * above the `max` that the breaker would refuse after the document was ACKed. `jitterRatio`
+ * replaces the builder's jitter alone, and the builder's `multiplier` (which the document cannot
+ * set) stays.
  */
 function breakerWithFallback(
   options: CircuitBreakerOptions | undefined,
@@ -316,13 +317,16 @@ function breakerWithFallback(
 ): CircuitBreakerOptions | undefined {
   const merged = withFallback(options, fallback);
   if (merged === undefined) return undefined;
-  const penalties = options?.backoff;
-  if (penalties === undefined || Object.keys(penalties).length === 0) {
-    const { backoff: _none, ...rest } = merged;
-    return fallback?.backoff === undefined ? rest : { ...rest, backoff: fallback.backoff };
-  }
-  const multiplier = fallback?.backoff?.multiplier;
-  return { ...merged, backoff: multiplier === undefined ? penalties : { multiplier, ...penalties } };
+  const given = options?.backoff ?? {};
+  const builder = fallback?.backoff ?? {};
+  const bounds = given.min !== undefined || given.max !== undefined ? given : builder;
+  const backoff: NonNullable<CircuitBreakerOptions['backoff']> = {};
+  if (bounds.min !== undefined) backoff.min = bounds.min;
+  if (bounds.max !== undefined) backoff.max = bounds.max;
+  const jitter = given.jitter ?? builder.jitter;
+  if (jitter !== undefined) backoff.jitter = jitter;
+  if (builder.multiplier !== undefined) backoff.multiplier = builder.multiplier;
+  return { ...merged, backoff };
 }
 
 /** `options` over `fallback`, or `undefined` when the document sets none (the fallback then applies whole). */

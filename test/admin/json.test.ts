@@ -99,7 +99,10 @@ test('toJson counts a shared list by its items: a chain ending in a list of 2,00
   assert.ok(text.length < 20_000_000, `${text.length} characters`);
 });
 
-test('toJson charges long strings by their length: a chain ending in a shared 20,000-character string answers too', () => {
+test('toJson charges long strings and keys by their length: chains ending in a shared 20,000-character string or key answer too', () => {
+  let keyed: unknown = { ['k'.repeat(20_000)]: 1 };
+  for (let i = 0; i < 20; i++) keyed = { a: keyed, b: keyed };
+  assert.ok(toJson(keyed).includes('"[truncated]"'));
   let node: unknown = { s: 'x'.repeat(20_000) };
   for (let i = 0; i < 20; i++) node = { a: node, b: node };
   const text = toJson(node);

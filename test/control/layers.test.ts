@@ -204,9 +204,15 @@ test("a document's failureAccrual sets the breaker's consecutive failures and ba
   const v3 = users({ timeout: '1s', failureAccrual: { maxFailures: 9, minPenalty: '30s' } });
   assert.equal(store.deliver({ version: 'v3', raw: v3 }).applied, true);
   assert.equal(await call(), 'ok');
-  assert.deepEqual(params().backoff, { min: '30s', max: '60s', jitter: 0.5 });
+  assert.deepEqual(params().backoff, { min: '30s', max: '60s', jitter: 0 }, "the builder's jitter stays");
   assert.equal(params().consecutiveFailures, 9);
   assert.deepEqual(rejected, []);
+  // A document that sets only the jitter keeps the builder's bounds.
+  const v4 = users({ timeout: '1s', failureAccrual: { maxFailures: 9, jitterRatio: 0.2 } });
+  assert.equal(store.deliver({ version: 'v4', raw: v4 }).applied, true);
+  assert.equal(await call(), 'ok');
+  assert.deepEqual(params().backoff, { min: '10s', max: '300s', jitter: 0.2 });
+  assert.equal(store.deliver({ version: 'v5', raw: v3 }).applied, true);
   // A builder's max below the document's min: merged field by field the breaker refused it after
   // the ACK (and kept 3 consecutive failures).
   const tight = configured(store, 'users', {
