@@ -27,6 +27,24 @@ async function appHoldingTheOnlyPermit(options: Parameters<typeof meshPlugin>[1]
   return { app, url, first, release };
 }
 
+/**
+ * A Fastify app with the mesh plugin gated by a readiness latch not yet released, admin routes
+ * under `prefix` answered by a handler echoing the path, metrics in a registry of its own.
+ */
+async function gatedApp(prefix: string, name?: string) {
+  const metrics = new MetricsRegistry();
+  const readiness = new Readiness();
+  const latch = readiness.latch('warmup');
+  const app = Fastify();
+  await app.register(meshPlugin, {
+    metrics,
+    readiness,
+    ...(name === undefined ? {} : { name }),
+    admin: { prefix, handler: (req, res) => res.end(`admin ${req.url}`) },
+  });
+  return { app, metrics, latch };
+}
+
 test('fastify: a shed request gets 503 with Retry-After', async () => {
   const { app, url, first, release } = await appHoldingTheOnlyPermit({ concurrency: 1, metrics: false });
   const shed = await fetch(`${url}/slow`);
@@ -38,16 +56,7 @@ test('fastify: a shed request gets 503 with Retry-After', async () => {
 });
 
 test('fastify: metrics per route pattern, readiness 503, admin routes exempt', async () => {
-  const metrics = new MetricsRegistry();
-  const readiness = new Readiness();
-  const latch = readiness.latch('warmup');
-  const app = Fastify();
-  await app.register(meshPlugin, {
-    metrics,
-    readiness,
-    name: 'orders',
-    admin: { prefix: '/_mesh', handler: (req, res) => res.end(`admin ${req.url}`) },
-  });
+  const { app, metrics, latch } = await gatedApp('/_mesh', 'orders');
   app.get('/orders/:id', async (request, reply) => reply.code((request.params as { id: string }).id === 'x' ? 503 : 200).send('ok'));
   const url = await app.listen({ port: 0, host: '127.0.0.1' });
   const refused = await fetch(`${url}/orders/1`);
@@ -65,15 +74,7 @@ test('fastify: metrics per route pattern, readiness 503, admin routes exempt', a
 });
 
 test('fastify: admin prefix: only the prefix itself and paths under it are exempt, not paths that merely start with it', async () => {
-  const metrics = new MetricsRegistry();
-  const readiness = new Readiness();
-  const latch = readiness.latch('warmup');
-  const app = Fastify();
-  await app.register(meshPlugin, {
-    metrics,
-    readiness,
-    admin: { prefix: '/admin', handler: (req, res) => res.end(`admin ${req.url}`) },
-  });
+  const { app, metrics, latch } = await gatedApp('/admin');
   app.get('/administrators', async () => 'people');
   const url = await app.listen({ port: 0, host: '127.0.0.1' });
   const refused = await fetch(`${url}/administrators`);
