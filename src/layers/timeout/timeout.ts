@@ -91,6 +91,13 @@ class PendingCall implements DeadlineEntry, Settler, Settleable {
     ctx.deadlineHolder = holder;
   }
 
+  /** Expires before the shared lists reach this entry (its deadline has passed): out of its list first. */
+  expireNow(): void {
+    if (this.settled) return;
+    this.list?.remove(this);
+    this.expire();
+  }
+
   expire(): void {
     if (this.settled) return;
     if (this.inherited) {
@@ -125,10 +132,7 @@ class PendingCall implements DeadlineEntry, Settler, Settleable {
    */
   #expireInherited(): void {
     const above = this.above as PendingCall;
-    if (!above.settled) {
-      above.list?.remove(above);
-      above.expire();
-    }
+    above.expireNow();
     this.settled = true;
     const ctx = this.ctx;
     const error = above.error ?? new TimeoutError(Math.round(this.timeoutMs));
@@ -205,8 +209,7 @@ export class TimeoutService<Req, Res> implements Service<Req, Res> {
     // Only the context's own holder: a hedge's fork inherits its parent's holder, and a fork
     // reaching here must not expire the parent's call, which another fork may have answered.
     if (above !== undefined && above.ctx === ctx && !ctx.cancelled && !above.settled && previousDeadline <= now + timeoutMs) {
-      above.list?.remove(above);
-      above.expire();
+      above.expireNow();
       if (above.error !== undefined) return above.error;
     }
     return new TimeoutError(Math.round(timeoutMs < previousDeadline - now ? timeoutMs : 0));
