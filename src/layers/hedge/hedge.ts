@@ -3,13 +3,14 @@ import type { Clock } from '../../core/clock.js';
 import type { CallContext } from '../../core/context.js';
 import { DeadlineEntry, type DeadlineList, type DeadlineQueue } from '../../core/deadlines.js';
 import { formatDuration } from '../../core/duration.js';
-import { CancelledError, ServiceClosedError } from '../../core/errors.js';
+import { ServiceClosedError } from '../../core/errors.js';
 import type { EventHub } from '../../core/events.js';
 import type { Param } from '../../core/params.js';
 import { describeChain, type LayerDescription, type Service, type StackEnv } from '../../core/service.js';
 import { promiseFor } from '../../core/settle.js';
 import { adoptBudget, RetryBudget, type RetryBudgetOptions } from '../retry/budget.js';
 import { LatencyWindow } from './latency.js';
+import { hedgeLoss } from './lost.js';
 import type { HedgeParams } from './options.js';
 
 /** Why a hedge was not sent. */
@@ -219,7 +220,8 @@ export class HedgeService<Req, Res> implements Service<Req, Res> {
     ctx.setWaker(undefined);
     const running = call.running;
     if (running.length > 1 || (running.length === 1 && running[0] !== winner)) {
-      const lost = new CancelledError({ layer: 'hedge' });
+      // Marked as lost, so a deadline beneath that passes later is not reported as a timeout.
+      const lost = hedgeLoss();
       for (const child of running) if (child !== winner) child.cancel(lost);
     }
     for (const child of running) ctx.release(child);

@@ -4,7 +4,8 @@
  * Cuts tail latency by asking twice. When a call has not answered after a delay — fixed, or
  * the chosen percentile (say p95) of recent calls — the layer sends the same request again on
  * a forked context; the first success wins, and the losers' signals fire (their fork is
- * cancelled with a `CancelledError` from layer `hedge`) so the callee can stop work.
+ * cancelled with a `CancelledError` from layer `hedge`) so the callee can stop work. A loser
+ * whose callee ignores the signal reports no timeout when a deadline beneath passes later.
  *
  * Why it cannot storm: every hedge is withdrawn from a `RetryBudget` — the same one a
  * retry layer uses, when given the instance — so hedges add at most the budget's ratio of

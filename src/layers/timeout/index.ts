@@ -11,6 +11,9 @@
  * it was: an inner timeout whose own deadline is no earlier than the one it inherits leaves the
  * expiry (event and error) to the enclosing layer, whichever of the two the deadline lists reach
  * first. A caller's deadline (an incoming header) is reported by the outermost timeout layer.
+ * An attempt a hedge above abandoned because another attempt answered is waited on by nobody:
+ * when its callee ignores the signal and its deadline passes later, that is no timeout (no event)
+ * and it ends with the hedge's `CancelledError`.
  *
  * Why it is cheap: there is no `setTimeout` per call. Pending deadlines sit in one shared
  * structure of per-duration lists (how Node's own timers work), with one clock timer per list;

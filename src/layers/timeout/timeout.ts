@@ -7,6 +7,7 @@ import type { EventHub } from '../../core/events.js';
 import type { Param } from '../../core/params.js';
 import { describeChain, type LayerDescription, type Service, type Settler } from '../../core/service.js';
 import { callInto, promiseFor, type Settleable } from '../../core/settle.js';
+import { lostToHedge } from '../hedge/lost.js';
 import type { TimeoutParams } from './options.js';
 
 /**
@@ -104,6 +105,15 @@ class PendingCall implements DeadlineEntry, Settler, Settleable {
       this.#expireInherited();
       return;
     }
+    // A hedge abandoned this attempt because another one answered, and its callee ignored the
+    // signal: nobody waits for it, so its deadline passing is no timeout. It ends as it was ended.
+    const lost = lostToHedge(this.ctx);
+    if (lost !== undefined) {
+      this.settled = true;
+      this.#unwind();
+      this.#forward(true, lost);
+      return;
+    }
     // An enclosing timeout already expired (this entry's timer, armed a turn late, fired after
     // its): this is that expiry's tail, reported once already.
     const enclosing = this.#expiredAbove();
@@ -135,7 +145,9 @@ class PendingCall implements DeadlineEntry, Settler, Settleable {
     above.expireNow();
     this.settled = true;
     const ctx = this.ctx;
-    const error = above.error ?? new TimeoutError(Math.round(this.timeoutMs));
+    // The enclosing entry still expires (and reports) when someone waits on it; an attempt a hedge
+    // abandoned for another's answer ends with the hedge's error, as in expire().
+    const error = lostToHedge(ctx) ?? above.error ?? new TimeoutError(Math.round(this.timeoutMs));
     // The enclosing entry's expiry aborted its own context; a hedge's fork has one of its own. An
     // abort twice over would wake a retry above from its backoff as if the call were cancelled.
     if (ctx !== above.ctx) ctx.abortAttempt(error);
