@@ -9,6 +9,15 @@
  * A stream is read inside the stack, by {@link replayBuffer} under the total timeout and above
  * the retries, so the call's deadline and the caller's signal stop a body that never ends.
  *
+ * The read belongs to the call, not to the attempt that happens to start it. A caller's builder
+ * may put attempts of its own above the buffer (a retry with a per-try timeout, a hedge), and
+ * the body is the caller's one stream, as a `fetch` body is: fetch cancels it when the fetch is
+ * aborted, never because one try of a retry policy gave up. So the read runs once, until it ends
+ * or the call settles (the caller's abort, the total deadline, a layer that answers without it);
+ * an attempt whose own signal fires only stops waiting for it, and the next attempt waits on.
+ * Forcing the buffer above the caller's layers instead would read the body outside their total
+ * timeout, concurrency limit and metrics, and before a breaker could refuse the call.
+ *
  * @module
  */
 
@@ -66,8 +75,10 @@ export abstract class Replayable {
   sent = false;
   /** A stream body that {@link replayBuffer} is still to read. */
   unread: StreamBody | undefined = undefined;
-  /** The read of {@link Replayable.unread}, shared by the attempts that wait for it (a hedge's). */
+  /** The read of {@link Replayable.unread}, shared by every attempt that waits for it (a retry's, a hedge's). */
   reading: Promise<void> | undefined = undefined;
+  /** Stops the read while it runs; see {@link Replayable.endingRead}. */
+  #stopRead: AbortController | undefined = undefined;
 
   /** Makes every attempt send `body` in place of the caller's. */
   protected abstract useBody(body: NonNullable<RequestInit['body']> | AsyncIterable<Uint8Array>): void;
@@ -87,18 +98,48 @@ export abstract class Replayable {
     }
   }
 
-  /** Reads {@link Replayable.unread} into the replay buffer until `signal` fires; see {@link planStreamBody}. */
+  /**
+   * Waits, until the attempt's `signal` fires, for {@link Replayable.unread} to be read into the
+   * replay buffer (see {@link planStreamBody}); the first attempt to come starts the read. The
+   * read is the call's: `signal` firing rejects this attempt's wait only, and the read goes on
+   * for the next attempt until {@link Replayable.endingRead}'s call settles.
+   */
   readBody(limit: number, signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return Promise.reject(abortError(signal.reason));
     if (this.reading === undefined) {
       const body = this.unread as StreamBody;
       this.unread = undefined;
-      this.reading = planStreamBody(body, limit, signal).then((plan) => {
-        this.useBody(plan.body as NonNullable<RequestInit['body']>);
-        this.oneShot = plan.oneShot;
-        this.refusal ??= plan.refusal;
-      });
+      const stop = new AbortController();
+      this.#stopRead = stop;
+      this.reading = planStreamBody(body, limit, stop.signal).then(
+        (plan) => {
+          this.#stopRead = undefined;
+          this.useBody(plan.body as NonNullable<RequestInit['body']>);
+          this.oneShot = plan.oneShot;
+          this.refusal ??= plan.refusal;
+        },
+        (error: unknown) => {
+          this.#stopRead = undefined;
+          throw error;
+        },
+      );
+      // Its waiters handle a failure; a read stopped once the call settled has none left.
+      this.reading.catch(() => {});
     }
-    return this.reading;
+    return waitUntil(this.reading, signal);
+  }
+
+  /**
+   * The call's promise, `call`, after whose settling a read of the body still running is
+   * cancelled: no attempt will send the body any more. The integration's entry wraps every call
+   * with a body still to read (the rest pass through with no promise of ours), so the read ends
+   * with the call whatever ended it: the caller's abort, the total deadline, a layer above that
+   * answered or gave up.
+   */
+  endingRead<T>(call: Promise<T>): Promise<T> {
+    // The read may have started already: the first attempt can reach the buffer synchronously.
+    if (this.unread === undefined && this.reading === undefined) return call;
+    return call.finally(() => this.#stopRead?.abort(new CancelledError({ layer: 'replay-buffer' })));
   }
 
   /**
@@ -122,8 +163,10 @@ export abstract class Replayable {
 /**
  * The layer that reads a request's stream body into the replay buffer, once per call. It sits
  * under the total timeout and above the retries, so the read is part of the call: the deadline
- * or the caller's signal cancels it and the call rejects with their error, where a read before
- * the stack held the call for as long as the body took, forever for one that never ends.
+ * or the caller's signal ends it and the call rejects with their error, where a read before
+ * the stack held the call for as long as the body took, forever for one that never ends. Under
+ * attempts of a caller's builder, each attempt waits for the one read under its own signal (see
+ * the module doc).
  */
 export function replayBuffer<Req extends Replayable, Res>(limit: number): Layer<Req, Res> {
   return { name: 'replay-buffer', wrap: (inner) => new ReplayBufferService(inner, limit) };
@@ -179,6 +222,30 @@ class ReplayBufferService<Req extends Replayable, Res> implements Service<Req, R
   }
 }
 
+/** The error to reject with for an abort's `reason`: the reason itself when it is one. */
+function abortError(reason: unknown): Error {
+  return reason instanceof Error ? reason : new CancelledError({ cause: reason, layer: 'replay-buffer' });
+}
+
+/** `reading`, or a rejection with `signal`'s reason once it fires first; the listener goes either way. */
+function waitUntil(reading: Promise<void>, signal: AbortSignal): Promise<void> {
+  if (isNeverAborted(signal)) return reading;
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => reject(abortError(signal.reason));
+    signal.addEventListener('abort', onAbort, { once: true });
+    reading.then(
+      () => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
 /** Whether a body is a stream or async iterable, which can be read once only. */
 function isStream(body: unknown): body is ReadableStream<Uint8Array> | AsyncIterable<Uint8Array> {
   return body instanceof ReadableStream || (typeof body === 'object' && body !== null && Symbol.asyncIterator in body);
@@ -210,9 +277,8 @@ export async function planStreamBody(body: StreamBody, limit: number, signal?: A
   if (signal !== undefined && !isNeverAborted(signal)) {
     stopped = new Promise<never>((_, reject) => {
       onAbort = () => {
-        const reason: unknown = signal.reason;
-        reject(reason instanceof Error ? reason : new CancelledError({ cause: reason, layer: 'replay-buffer' }));
-        source.cancel(reason);
+        reject(abortError(signal.reason));
+        source.cancel(signal.reason);
       };
     });
     // Handled by each race below; marked here too, as the signal may fire after the last one.

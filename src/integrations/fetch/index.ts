@@ -12,7 +12,9 @@
  *   `replayRefused` and published as a `replay-refused` event, while a stream body of a request
  *   that will not be retried is not buffered but streamed through, once; a stream is buffered
  *   within the call, so the timeout and the caller's signal stop (and cancel) a body that never
- *   ends; the body of a response
+ *   ends, and it is read once per call: under a retry or hedge of the caller's own `builder`, an
+ *   attempt that times out or loses only stops waiting for the read, which the next attempt
+ *   takes up; the body of a response
  *   that will be retried is cancelled; the remaining deadline travels in the `x-sidecarless-deadline-ms`
  *   header (whole milliseconds, relative like `grpc-timeout`; the Express and Fastify
  *   integrations read it, and `grpc-timeout`); with `endpoints` (or a `discovery`) each attempt

@@ -98,7 +98,7 @@ class OuterCall implements Controller {
    */
   async run(service: Service<DispatchRequest, Attempt>, req: DispatchRequest): Promise<void> {
     try {
-      this.adopt(await service.call(req, this.ctx));
+      this.adopt(await req.endingRead(service.call(req, this.ctx)));
     } catch (error) {
       this.fail(error);
     }

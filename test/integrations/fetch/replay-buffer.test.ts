@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { getEventListeners } from 'node:events';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import { Agent } from 'undici';
@@ -9,7 +8,7 @@ import type { CallContext } from '../../../src/core/context.js';
 import type { Service } from '../../../src/core/service.js';
 import { meshFetch, meshInterceptor, meshRequest } from '../../../src/integrations/fetch/index.js';
 import { VirtualClock } from '../../../src/testing/virtual-clock.js';
-import { serveOnLoopback } from '../../support/loopback.js';
+import { echoServer, heldStream } from './bodies.js';
 import { eventually } from './eventually.js';
 import '../../support/leaks.js';
 
@@ -17,35 +16,7 @@ import '../../support/leaks.js';
 // read into the replay buffer before it is sent. The read is part of the call: a body that never
 // ends must not hold the call past the caller's abort or the mesh's timeout, and the read stops.
 
-/** A loopback server that counts the requests that reach it and echoes their bodies. */
-async function loopback(t: { after(fn: () => unknown): void }) {
-  const server = { url: '', requests: 0 };
-  server.url = await serveOnLoopback(t, async (req: IncomingMessage, res: ServerResponse) => {
-    server.requests++;
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    res.end(Buffer.concat(chunks));
-  });
-  return server;
-}
-
-/** A web stream body that sends one chunk and then never ends; says when the second read waits and when it is cancelled. */
-function endlessStream() {
-  const state = { waiting: false, cancelled: false };
-  const stream = new ReadableStream<Uint8Array>({
-    start: (c) => c.enqueue(new TextEncoder().encode('hello')),
-    pull: () => {
-      state.waiting = true;
-      return new Promise<void>(() => {});
-    },
-    cancel: () => {
-      state.cancelled = true;
-    },
-  });
-  return { stream, state };
-}
-
-/** The same as a Node stream, for undici's `request`. */
+/** A Node stream body that sends one chunk and then never ends, for undici's `request`; says when the second read waits. */
 function endlessReadable() {
   const state = { waiting: false };
   let sent = false;
@@ -72,10 +43,10 @@ const outcomeOf = (promise: Promise<unknown>): Promise<unknown> =>
 const virtualTimeout = (clock: VirtualClock) => ({ builder: new ServiceBuilder({ clock }), timeout: '1s', registry: false }) as const;
 
 test("meshFetch: the caller's abort stops a PUT whose stream body never ends while it is buffered", async (t) => {
-  const s = await loopback(t);
+  const s = await echoServer(t);
   const fetch = meshFetch({ registry: false });
   t.after(() => fetch.close());
-  const { stream, state } = endlessStream();
+  const { stream, state } = heldStream('hello');
   const controller = new AbortController();
   const pending = fetch(`${s.url}/upload`, { method: 'PUT', body: stream, duplex: 'half', signal: controller.signal } as RequestInit);
   assert.equal(await eventually(() => state.waiting), true, 'the body is being read');
@@ -88,11 +59,11 @@ test("meshFetch: the caller's abort stops a PUT whose stream body never ends whi
 });
 
 test('meshFetch: the timeout stops a PUT whose stream body never ends while it is buffered (virtual time)', async (t) => {
-  const s = await loopback(t);
+  const s = await echoServer(t);
   const clock = new VirtualClock();
   const fetch = meshFetch(virtualTimeout(clock));
   t.after(() => fetch.close());
-  const { stream, state } = endlessStream();
+  const { stream, state } = heldStream('hello');
   const outcome = outcomeOf(fetch(`${s.url}/upload`, { method: 'PUT', body: stream, duplex: 'half' } as RequestInit));
   assert.equal(await eventually(() => state.waiting), true, 'the body is being read');
   await clock.advance(1000);
@@ -103,7 +74,7 @@ test('meshFetch: the timeout stops a PUT whose stream body never ends while it i
 });
 
 test("meshRequest: the caller's abort stops a retryable POST whose stream body never ends while it is buffered", async (t) => {
-  const s = await loopback(t);
+  const s = await echoServer(t);
   const request = meshRequest({ retryNonIdempotent: true, registry: false });
   t.after(() => request.close());
   const { stream, state } = endlessReadable();
@@ -118,7 +89,7 @@ test("meshRequest: the caller's abort stops a retryable POST whose stream body n
 });
 
 test('meshRequest: the timeout stops a PUT whose stream body never ends while it is buffered (virtual time)', async (t) => {
-  const s = await loopback(t);
+  const s = await echoServer(t);
   const clock = new VirtualClock();
   const request = meshRequest(virtualTimeout(clock));
   t.after(() => request.close());
@@ -144,7 +115,7 @@ function interceptorPut(t: { after(fn: () => unknown): void }, url: string, opti
 }
 
 test("interceptor: the caller's abort settles a PUT whose stream body never ends while it is buffered, with no timeout", async (t) => {
-  const s = await loopback(t);
+  const s = await echoServer(t);
   // fetch rejects at the abort of its own accord: what must end is the call in the stack.
   const settled: unknown[] = [];
   const probe = new ServiceBuilder().layer({
@@ -158,7 +129,7 @@ test("interceptor: the caller's abort settles a PUT whose stream body never ends
     }),
   });
   const put = interceptorPut(t, s.url, { registry: false, builder: probe });
-  const { stream, state } = endlessStream();
+  const { stream, state } = heldStream('hello');
   const controller = new AbortController();
   const outcome = outcomeOf(put(stream, controller.signal));
   assert.equal(await eventually(() => state.waiting), true, 'the body is being read');
@@ -172,10 +143,10 @@ test("interceptor: the caller's abort settles a PUT whose stream body never ends
 });
 
 test('interceptor: the timeout settles a PUT whose stream body never ends while it is buffered (virtual time)', async (t) => {
-  const s = await loopback(t);
+  const s = await echoServer(t);
   const clock = new VirtualClock();
   const put = interceptorPut(t, s.url, virtualTimeout(clock));
-  const { stream, state } = endlessStream();
+  const { stream, state } = heldStream('hello');
   const outcome = outcomeOf(put(stream));
   assert.equal(await eventually(() => state.waiting), true, 'the body is being read');
   await clock.advance(1000);

@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import { getEventListeners } from 'node:events';
+import { test } from 'node:test';
+import { Agent } from 'undici';
+import { ServiceBuilder } from '../../../src/builder/service-builder.js';
+import { meshFetch, meshInterceptor, meshRequest } from '../../../src/integrations/fetch/index.js';
+import type { OutboundHandle } from '../../../src/integrations/shared/outbound.js';
+import { VirtualClock } from '../../../src/testing/virtual-clock.js';
+import { echoServer, heldStream } from './bodies.js';
+import { eventually } from './eventually.js';
+import '../../support/leaks.js';
+
+// A caller's builder may put attempts of its own above the replay buffer: a retry with a
+// per-try timeout, a hedge. The stream body is the call's and is read once; an attempt that is
+// abandoned while it waits for the read must leave the read (and the stream) to the attempts
+// that follow, and only the call's end — the caller's abort — stops it.
+
+/** A retry of the caller's own, above the integration's layers: one retry, at once, each try 1 s. */
+const retryAbove = (clock: VirtualClock) =>
+  new ServiceBuilder({ clock }).retry({ attempts: 1, perTryTimeout: '1s', backoff: () => 0, budget: false });
+
+type Put = (url: string, body: ReadableStream<Uint8Array>, signal?: AbortSignal) => Promise<string>;
+
+/** Each client sends a PUT of a web stream and resolves with the response's text. */
+const clients: { name: string; make(builder: ServiceBuilder, t: { after(fn: () => unknown): void }): [Put, OutboundHandle] }[] = [
+  {
+    name: 'meshFetch',
+    make(builder) {
+      const fetch = meshFetch({ builder, registry: false });
+      const put: Put = async (url, body, signal) =>
+        (await fetch(`${url}/upload`, { method: 'PUT', body, duplex: 'half', signal } as RequestInit)).text();
+      return [put, fetch];
+    },
+  },
+  {
+    name: 'meshRequest',
+    make(builder) {
+      const request = meshRequest({ builder, registry: false });
+      const put: Put = async (url, body, signal) =>
+        (await request(`${url}/upload`, { method: 'PUT', body: body as never, signal })).body.text();
+      return [put, request];
+    },
+  },
+  {
+    name: 'interceptor',
+    make(builder, t) {
+      const interceptor = meshInterceptor({ builder, registry: false });
+      const agent = new Agent().compose(interceptor);
+      t.after(() => agent.close());
+      const put: Put = async (url, body, signal) =>
+        (await fetch(`${url}/upload`, { method: 'PUT', body, duplex: 'half', signal, dispatcher: agent } as unknown as RequestInit)).text();
+      return [put, interceptor];
+    },
+  },
+];
+
+for (const client of clients) {
+  test(`${client.name}: a per-try timeout above the replay buffer that fires during the read leaves the body to the retry`, async (t) => {
+    const s = await echoServer(t);
+    const clock = new VirtualClock();
+    const [put, handle] = client.make(retryAbove(clock), t);
+    t.after(() => handle.close());
+    let retries = 0;
+    handle.events.on('retry', () => retries++);
+    const body = heldStream('first ');
+    const answer = put(s.url, body.stream);
+    answer.catch(() => {});
+    assert.equal(await eventually(() => body.state.waiting), true, 'the body is being read');
+    await clock.advance(1000);
+    assert.equal(retries, 1, 'the first attempt timed out and was retried');
+    assert.equal(body.state.cancelled, false, "the first attempt's timeout left the stream alone");
+    body.push('second');
+    body.end();
+    assert.equal(await answer, 'first second', 'the retry sent the whole body');
+    assert.deepEqual(s.bodies, ['first second'], 'one request, with the whole body');
+    // The shared deadline timer stays armed between calls by design; closing clears it.
+    await handle.close();
+    assert.equal(clock.pendingTimers, 0, 'no timer left');
+  });
+}
+
+test("meshFetch: with a retry and per-try timeout above the replay buffer, the caller's abort still cancels the read", async (t) => {
+  const s = await echoServer(t);
+  const clock = new VirtualClock();
+  const [put, handle] = (clients[0] as (typeof clients)[0]).make(retryAbove(clock), t);
+  t.after(() => handle.close());
+  let retries = 0;
+  handle.events.on('retry', () => retries++);
+  const body = heldStream('first ');
+  const controller = new AbortController();
+  const answer = put(s.url, body.stream, controller.signal);
+  answer.catch(() => {});
+  assert.equal(await eventually(() => body.state.waiting), true, 'the body is being read');
+  await clock.advance(1000);
+  assert.equal(retries, 1, 'the second attempt waits for the read');
+  const reason = new Error('caller gave up');
+  controller.abort(reason);
+  await assert.rejects(answer, (error) => error === reason);
+  assert.equal(body.state.cancelled, true, 'the read was cancelled');
+  assert.equal(getEventListeners(controller.signal, 'abort').length, 0, "no listener left on the caller's signal");
+  await handle.close();
+  assert.equal(clock.pendingTimers, 0, 'no timer left');
+  assert.equal(s.requests, 0);
+});
+
+test('meshRequest: a hedge above the replay buffer whose first fork is abandoned still sends the whole body', async (t) => {
+  const s = await echoServer(t);
+  const clock = new VirtualClock();
+  // Each fork gets 1 s; the hedge goes out at 500 ms, while the body is still being read.
+  const builder = new ServiceBuilder({ clock }).hedge({ delay: '500ms', budget: false }).retry({ attempts: 0, perTryTimeout: '1s' });
+  const [put, handle] = (clients[1] as (typeof clients)[1]).make(builder, t);
+  t.after(() => handle.close());
+  let hedges = 0;
+  handle.events.on('hedge', () => hedges++);
+  const body = heldStream('first ');
+  const answer = put(s.url, body.stream);
+  answer.catch(() => {});
+  assert.equal(await eventually(() => body.state.waiting), true, 'the body is being read');
+  await clock.advance(1000);
+  assert.equal(hedges, 1, 'the hedge went out during the read');
+  assert.equal(body.state.cancelled, false, "the first fork's timeout left the stream alone");
+  body.push('second');
+  body.end();
+  assert.equal(await answer, 'first second');
+  assert.deepEqual(s.bodies, ['first second']);
+});
