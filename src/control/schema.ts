@@ -146,9 +146,10 @@ export const loadBalancerSchema = z.strictObject({
 });
 
 // host:port, an IPv6 host in brackets; the port from 0 to 65535, in the pattern so that the
-// published JSON Schema says it too.
+// published JSON Schema says it too. What is in brackets holds a colon (the lookahead), as every
+// IPv6 address does: a pattern cannot check the rest, the refinement below does.
 const PORT = '(?:6553[0-5]|655[0-2]\\d|65[0-4]\\d{2}|6[0-4]\\d{3}|[1-5]\\d{4}|0\\d{4}|\\d{1,4})';
-const ADDRESS = new RegExp(`^(?:\\[([0-9A-Fa-f:.]{2,45})\\]|([A-Za-z0-9_.-]{1,253})):(${PORT})$`);
+const ADDRESS = new RegExp(`^(?:\\[((?=[0-9A-Fa-f.]*:)[0-9A-Fa-f:.]{2,45})\\]|([A-Za-z0-9_.-]{1,253})):(${PORT})$`);
 
 /**
  * The host (an IPv6 host without its brackets) and port of an endpoint address the schema
