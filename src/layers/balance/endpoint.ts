@@ -227,7 +227,9 @@ export function peakEwmaPrefersSecond(data: Float64Array, a: number, b: number, 
       data[base + EWMA] = ewma;
       data[base + STAMP] = now;
     }
-    const cost = (ewma * ((data[base + PENDING] as number) + 1)) / (data[base + WEIGHT] as number);
+    // cost = ewma × (pending + 1) / weight, each side multiplied by both (positive) weights: a
+    // multiplication where a division costs several times as much.
+    const cost = ewma * ((data[base + PENDING] as number) + 1) * (data[(k === 0 ? b : a) * FIELDS + WEIGHT] as number);
     if (k === 0) costA = cost;
     else costB = cost;
   }
@@ -238,9 +240,10 @@ export function peakEwmaPrefersSecond(data: Float64Array, a: number, b: number, 
 export function leastRequestPrefersSecond(data: Float64Array, a: number, b: number): boolean {
   const baseA = a * FIELDS;
   const baseB = b * FIELDS;
+  // Compared crosswise, as in peakEwmaPrefersSecond.
   return (
-    ((data[baseB + PENDING] as number) + 1) / (data[baseB + WEIGHT] as number) <
-    ((data[baseA + PENDING] as number) + 1) / (data[baseA + WEIGHT] as number)
+    ((data[baseB + PENDING] as number) + 1) * (data[baseA + WEIGHT] as number) <
+    ((data[baseA + PENDING] as number) + 1) * (data[baseB + WEIGHT] as number)
   );
 }
 

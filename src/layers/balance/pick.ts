@@ -143,16 +143,19 @@ export class Picker {
 
   /**
    * Power of two choices: two distinct indexes, the less loaded first. Loads are read from the
-   * load table by slot, without touching the endpoint objects. One random number gives both:
-   * r is uniform over n × (n - 1) pairs (exact in a double for any n below 2^26). Returns the
-   * winner and leaves the other's index in `#loser` (a field, not a returned pair: nothing allocated).
+   * load table by slot, without touching the endpoint objects. One random number gives both: its
+   * whole part over n picks the first, the fraction left over picks the second among the other
+   * n - 1 (a double's 52 random bits leave plenty for both at any n below 2^26) — truncations
+   * and multiplications, where a remainder and a quotient of doubles cost a division each.
+   * Returns the winner and leaves the other's index in `#loser` (a field, not a returned pair:
+   * nothing allocated).
    */
   #p2c<Req, Res>(set: DenseSet<Req, Res>, params: BalanceParams, now: number): EndpointState<Req, Res> {
     const items = set.items;
     const n = items.length;
-    const r = Math.floor(this.#random() * n * (n - 1));
-    const i = r % n;
-    let j = (r - i) / n;
+    const x = this.#random() * n;
+    const i = x | 0;
+    let j = ((x - i) * (n - 1)) | 0;
     if (j >= i) j++;
     const data = this.#table.data;
     const slots = set.slots;
