@@ -10,7 +10,7 @@ import { describeChain, type LayerDescription, type Service, type StackEnv } fro
 import { promiseFor } from '../../core/settle.js';
 import { adoptBudget, RetryBudget, type RetryBudgetOptions } from '../retry/budget.js';
 import { LatencyWindow } from './latency.js';
-import { hedgeLoss } from './lost.js';
+import { hedgeLoss } from '../../core/lost.js';
 import type { HedgeParams } from './options.js';
 
 /** Why a hedge was not sent. */

@@ -7,7 +7,7 @@ import type { EventHub } from '../../core/events.js';
 import type { Param } from '../../core/params.js';
 import { describeChain, type LayerDescription, type Service, type Settler } from '../../core/service.js';
 import { callInto, promiseFor, type Settleable } from '../../core/settle.js';
-import { lostToHedge } from '../hedge/lost.js';
+import { lostToHedge } from '../../core/lost.js';
 import type { TimeoutParams } from './options.js';
 
 /**

@@ -3,13 +3,15 @@
  * callee ignores its signal still runs into the deadlines beneath it, and those expiries are no
  * timeouts of anything: nobody waits for the attempt any more. Being cancelled does not say that
  * alone — a caller cancelling while its deadline passes does get that timeout — so the hedge
- * cancels its losers with an error of its own and layers beneath ask for that one.
+ * cancels its losers with an error of its own and layers beneath ask for that one. It lives in
+ * core, not in the hedge's folder, because the layers that ask (the timeout) must not reach into
+ * another layer.
  *
  * @module
  */
 
-import type { CallContext } from '../../core/context.js';
-import { CancelledError } from '../../core/errors.js';
+import type { CallContext } from './context.js';
+import { CancelledError } from './errors.js';
 
 /** Errors the hedge cancelled losers with: a set rather than a subclass, so the public error type stays `CancelledError`. */
 const losses = new WeakSet<CancelledError>();
