@@ -79,6 +79,8 @@ export abstract class Replayable {
   reading: Promise<void> | undefined = undefined;
   /** Stops the read while it runs; see {@link Replayable.endingRead}. */
   #stopRead: AbortController | undefined = undefined;
+  /** What was read followed by the rest of the stream, when the read went over the limit. */
+  #remainder: ReadableStream<Uint8Array> | undefined = undefined;
 
   /** Makes every attempt send `body` in place of the caller's. */
   protected abstract useBody(body: NonNullable<RequestInit['body']> | AsyncIterable<Uint8Array>): void;
@@ -115,6 +117,7 @@ export abstract class Replayable {
         (plan) => {
           this.#stopRead = undefined;
           this.useBody(plan.body as NonNullable<RequestInit['body']>);
+          if (plan.oneShot) this.#remainder = plan.body as ReadableStream<Uint8Array>;
           this.oneShot = plan.oneShot;
           this.refusal ??= plan.refusal;
         },
@@ -130,16 +133,29 @@ export abstract class Replayable {
   }
 
   /**
-   * The call's promise, `call`, after whose settling a read of the body still running is
-   * cancelled: no attempt will send the body any more. The integration's entry wraps every call
-   * with a body still to read (the rest pass through with no promise of ours), so the read ends
-   * with the call whatever ended it: the caller's abort, the total deadline, a layer above that
-   * answered or gave up.
+   * The call's promise, `call`, after whose settling the caller's stream is let go: no attempt
+   * will send the body any more. The integration's entry wraps every call with a body still to
+   * read (the rest pass through with no promise of ours), so the stream is released with the call
+   * whatever ended it — the caller's abort, the total deadline, a layer above that answered or
+   * gave up — as `fetch` cancels its body when aborted: a read still running is stopped, a
+   * stream no attempt came to read (the call ended before it reached the buffer) is cancelled,
+   * and so is the unsent rest of one that went over the limit.
    */
   endingRead<T>(call: Promise<T>): Promise<T> {
     // The read may have started already: the first attempt can reach the buffer synchronously.
     if (this.unread === undefined && this.reading === undefined) return call;
-    return call.finally(() => this.#stopRead?.abort(new CancelledError({ layer: 'replay-buffer' })));
+    return call.finally(() => this.#release());
+  }
+
+  #release(): void {
+    const reason = new CancelledError({ layer: 'replay-buffer' });
+    this.#stopRead?.abort(reason);
+    const unread = this.unread;
+    this.unread = undefined;
+    if (unread !== undefined) sourceOf(unread).cancel(reason);
+    const remainder = this.#remainder;
+    this.#remainder = undefined;
+    if (remainder !== undefined && !this.sent) void remainder.cancel(reason).catch(() => {});
   }
 
   /**

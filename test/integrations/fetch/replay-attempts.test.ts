@@ -22,11 +22,14 @@ const retryAbove = (clock: VirtualClock) =>
 type Put = (url: string, body: ReadableStream<Uint8Array>, signal?: AbortSignal) => Promise<string>;
 
 /** Each client sends a PUT of a web stream and resolves with the response's text. */
-const clients: { name: string; make(builder: ServiceBuilder, t: { after(fn: () => unknown): void }): [Put, OutboundHandle] }[] = [
+const clients: {
+  name: string;
+  make(builder: ServiceBuilder, t: { after(fn: () => unknown): void }, replayBuffer?: number): [Put, OutboundHandle];
+}[] = [
   {
     name: 'meshFetch',
-    make(builder) {
-      const fetch = meshFetch({ builder, registry: false });
+    make(builder, _t, replayBuffer) {
+      const fetch = meshFetch({ builder, registry: false, replayBuffer });
       const put: Put = async (url, body, signal) =>
         (await fetch(`${url}/upload`, { method: 'PUT', body, duplex: 'half', signal } as RequestInit)).text();
       return [put, fetch];
@@ -34,8 +37,8 @@ const clients: { name: string; make(builder: ServiceBuilder, t: { after(fn: () =
   },
   {
     name: 'meshRequest',
-    make(builder) {
-      const request = meshRequest({ builder, registry: false });
+    make(builder, _t, replayBuffer) {
+      const request = meshRequest({ builder, registry: false, replayBuffer });
       const put: Put = async (url, body, signal) =>
         (await request(`${url}/upload`, { method: 'PUT', body: body as never, signal })).body.text();
       return [put, request];
@@ -124,3 +127,35 @@ test('meshRequest: a hedge above the replay buffer whose first fork is abandoned
   assert.equal(await answer, 'first second');
   assert.deepEqual(s.bodies, ['first second']);
 });
+
+// The stream is the caller's: whatever ends the call lets it go, as `fetch` cancels its body
+// when aborted — also a stream no attempt came to read, and the unsent rest of one over the limit.
+for (const client of clients.slice(0, 2)) {
+  test(`${client.name}: a call aborted before any attempt reads the body cancels the caller's stream`, async (t) => {
+    const s = await echoServer(t);
+    const [put, handle] = client.make(new ServiceBuilder(), t);
+    t.after(() => handle.close());
+    const body = heldStream('first');
+    const reason = new Error('gave up before starting');
+    await assert.rejects(put(s.url, body.stream, AbortSignal.abort(reason)), (error) => error === reason);
+    assert.equal(await eventually(() => body.state.cancelled), true, 'the unread stream was cancelled');
+    assert.equal(s.requests, 0);
+  });
+
+  test(`${client.name}: an abort landing as the read goes over the limit cancels the unsent rest`, async (t) => {
+    const s = await echoServer(t);
+    const [put, handle] = client.make(new ServiceBuilder().retry({ attempts: 1, budget: false }), t, 4);
+    t.after(() => handle.close());
+    const body = heldStream('ab');
+    const controller = new AbortController();
+    const answer = put(s.url, body.stream, controller.signal);
+    answer.catch(() => {});
+    assert.equal(await eventually(() => body.state.waiting), true, 'the body is being read');
+    const reason = new Error('gave up at the limit');
+    body.push('cdefgh');
+    controller.abort(reason);
+    await assert.rejects(answer, (error) => error === reason);
+    assert.equal(await eventually(() => body.state.cancelled), true, 'the stream was let go');
+    assert.equal(s.requests, 0);
+  });
+}
