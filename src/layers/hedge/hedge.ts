@@ -5,12 +5,12 @@ import { DeadlineEntry, type DeadlineList, type DeadlineQueue } from '../../core
 import { formatDuration } from '../../core/duration.js';
 import { ServiceClosedError } from '../../core/errors.js';
 import type { EventHub } from '../../core/events.js';
+import { hedgeLoss } from '../../core/lost.js';
 import type { Param } from '../../core/params.js';
 import { describeChain, type LayerDescription, type Service, type StackEnv } from '../../core/service.js';
 import { promiseFor } from '../../core/settle.js';
 import { adoptBudget, RetryBudget, type RetryBudgetOptions } from '../retry/budget.js';
 import { LatencyWindow } from './latency.js';
-import { hedgeLoss } from '../../core/lost.js';
 import type { HedgeParams } from './options.js';
 
 /** Why a hedge was not sent. */

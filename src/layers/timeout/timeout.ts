@@ -4,10 +4,10 @@ import type { DeadlineEntry, DeadlineList, DeadlineQueue } from '../../core/dead
 import { formatDuration } from '../../core/duration.js';
 import { ServiceClosedError, TimeoutError } from '../../core/errors.js';
 import type { EventHub } from '../../core/events.js';
+import { lostToHedge } from '../../core/lost.js';
 import type { Param } from '../../core/params.js';
 import { describeChain, type LayerDescription, type Service, type Settler } from '../../core/service.js';
 import { callInto, promiseFor, type Settleable } from '../../core/settle.js';
-import { lostToHedge } from '../../core/lost.js';
 import type { TimeoutParams } from './options.js';
 
 /**
