@@ -139,7 +139,9 @@ const NOTHING_BELOW: Service<unknown, unknown> = {
  * `options.discovery`) the innermost service is the balancer over `makeInner(env, endpoint)`
  * per endpoint — below the retry, so each attempt picks again; without, `makeInner(env)`.
  * `perCall` is a layer of the integration's own that runs once per call, under the total
- * timeout and above the retries (the fetch integrations read a stream body there).
+ * timeout and above the retries (the fetch integrations read a stream body there) — once per
+ * attempt of the caller's `builder`, when its own layers include a retry or a hedge: the layer
+ * must then keep its per-call work to the call (the fetch replay read does).
  */
 export function buildOutbound<Req, Res>(
   options: OutboundOptions,
