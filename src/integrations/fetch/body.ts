@@ -16,7 +16,9 @@
  * or the call settles (the caller's abort, the total deadline, a layer that answers without it);
  * an attempt whose own signal fires only stops waiting for it, and the next attempt waits on.
  * Forcing the buffer above the caller's layers instead would read the body outside their total
- * timeout, concurrency limit and metrics, and before a breaker could refuse the call.
+ * timeout, concurrency limit and metrics, and before a breaker could refuse the call. When the
+ * call ends, a stream no attempt will send any more is let go (see
+ * {@link Replayable.releasingBody}): the caller handed it over and cannot cancel it itself.
  *
  * @module
  */
@@ -27,6 +29,7 @@ import { CancelledError } from '../../core/errors.js';
 import { describeChain, type Layer, type LayerDescription, type Service, type Settler } from '../../core/service.js';
 import { callInto, settleFrom } from '../../core/settle.js';
 import { refusingReplay } from '../shared/outbound.js';
+import { abortError, cancelUnread, replayThenRest, type Source, sourceOf, waitUntil } from './stream-source.js';
 
 /** Default replay buffer: 64 KiB, linkerd2-proxy's. */
 export const DEFAULT_REPLAY_LIMIT = 64 * 1024;
@@ -77,10 +80,12 @@ export abstract class Replayable {
   unread: StreamBody | undefined = undefined;
   /** The read of {@link Replayable.unread}, shared by every attempt that waits for it (a retry's, a hedge's). */
   reading: Promise<void> | undefined = undefined;
-  /** Stops the read while it runs; see {@link Replayable.endingRead}. */
+  /** Stops the read while it runs; see {@link Replayable.releasingBody}. */
   #stopRead: AbortController | undefined = undefined;
-  /** What was read followed by the rest of the stream, when the read went over the limit. */
-  #remainder: ReadableStream<Uint8Array> | undefined = undefined;
+  /** The caller's stream body, let go when the call ends without having sent it (see {@link Replayable.releasingBody}). */
+  #stream: StreamBody | undefined = undefined;
+  /** Our reader of {@link Replayable.#stream} once the replay read started: what stops the rest of it. */
+  #source: Source | undefined = undefined;
 
   /** Makes every attempt send `body` in place of the caller's. */
   protected abstract useBody(body: NonNullable<RequestInit['body']> | AsyncIterable<Uint8Array>): void;
@@ -92,8 +97,12 @@ export abstract class Replayable {
    */
   planBody(body: unknown, limit: number, mayRetry: boolean): void {
     const plan = planBody(body, limit);
-    if (plan !== undefined) this.refusal ??= plan.refusal;
-    else if (this.refusal === undefined && mayRetry) this.unread = body as StreamBody;
+    if (plan !== undefined) {
+      this.refusal ??= plan.refusal;
+      return;
+    }
+    this.#stream = body as StreamBody;
+    if (this.refusal === undefined && mayRetry) this.unread = body as StreamBody;
     else {
       this.oneShot = true;
       this.useBody(body as StreamBody);
@@ -104,20 +113,29 @@ export abstract class Replayable {
    * Waits, until the attempt's `signal` fires, for {@link Replayable.unread} to be read into the
    * replay buffer (see {@link planStreamBody}); the first attempt to come starts the read. The
    * read is the call's: `signal` firing rejects this attempt's wait only, and the read goes on
-   * for the next attempt until {@link Replayable.endingRead}'s call settles.
+   * for the next attempt until {@link Replayable.releasingBody}'s call settles.
    */
   readBody(limit: number, signal: AbortSignal): Promise<void> {
     if (signal.aborted) return Promise.reject(abortError(signal.reason));
     if (this.reading === undefined) {
-      const body = this.unread as StreamBody;
+      let source: Source;
+      try {
+        // A locked stream cannot be read (fetch refuses one too): every attempt gets the error.
+        source = sourceOf(this.unread as StreamBody);
+      } catch (error) {
+        return Promise.reject(error);
+      }
       this.unread = undefined;
+      this.#source = source;
       const stop = new AbortController();
       this.#stopRead = stop;
-      this.reading = planStreamBody(body, limit, stop.signal).then(
+      this.reading = planStreamBody(source, limit, stop.signal).then(
         (plan) => {
           this.#stopRead = undefined;
+          // The call ended as the read did (the read's stop listener was already gone): nothing
+          // will send this, and the release has let the stream go.
+          if (stop.signal.aborted) throw stop.signal.reason;
           this.useBody(plan.body as NonNullable<RequestInit['body']>);
-          if (plan.oneShot) this.#remainder = plan.body as ReadableStream<Uint8Array>;
           this.oneShot = plan.oneShot;
           this.refusal ??= plan.refusal;
         },
@@ -133,29 +151,40 @@ export abstract class Replayable {
   }
 
   /**
-   * The call's promise, `call`, after whose settling the caller's stream is let go: no attempt
-   * will send the body any more. The integration's entry wraps every call with a body still to
-   * read (the rest pass through with no promise of ours), so the stream is released with the call
-   * whatever ended it — the caller's abort, the total deadline, a layer above that answered or
-   * gave up — as `fetch` cancels its body when aborted: a read still running is stopped, a
-   * stream no attempt came to read (the call ended before it reached the buffer) is cancelled,
-   * and so is the unsent rest of one that went over the limit.
+   * The call's promise, `call`, after whose settling the caller's stream body is let go when no
+   * attempt will send it any more — as `fetch` cancels its body when aborted: a read still
+   * running is stopped, and the stream (or what is left of it past the replay buffer) is
+   * cancelled if the call ended before an attempt sent it (aborted, refused by a layer, answered
+   * by a fallback) or if the call failed after sending it (a client does not cancel a body it
+   * locked when its request fails). A body sent by a call that succeeded is the client's. The
+   * integration's entry wraps every call with a stream body; the rest pass through with no
+   * promise of ours.
    */
-  endingRead<T>(call: Promise<T>): Promise<T> {
-    // The read may have started already: the first attempt can reach the buffer synchronously.
-    if (this.unread === undefined && this.reading === undefined) return call;
-    return call.finally(() => this.#release());
+  releasingBody<T>(call: Promise<T>): Promise<T> {
+    if (this.#stream === undefined) return call;
+    return call.then(
+      (value) => {
+        this.#release(false);
+        return value;
+      },
+      (error: unknown) => {
+        this.#release(true);
+        throw error;
+      },
+    );
   }
 
-  #release(): void {
+  #release(failed: boolean): void {
     const reason = new CancelledError({ layer: 'replay-buffer' });
     this.#stopRead?.abort(reason);
-    const unread = this.unread;
+    const stream = this.#stream;
+    const source = this.#source;
+    this.#stream = undefined;
+    this.#source = undefined;
     this.unread = undefined;
-    if (unread !== undefined) sourceOf(unread).cancel(reason);
-    const remainder = this.#remainder;
-    this.#remainder = undefined;
-    if (remainder !== undefined && !this.sent) void remainder.cancel(reason).catch(() => {});
+    if (this.sent && !failed) return;
+    if (source !== undefined) source.cancel(reason);
+    else if (stream !== undefined) cancelUnread(stream, reason);
   }
 
   /**
@@ -238,30 +267,6 @@ class ReplayBufferService<Req extends Replayable, Res> implements Service<Req, R
   }
 }
 
-/** The error to reject with for an abort's `reason`: the reason itself when it is one. */
-function abortError(reason: unknown): Error {
-  return reason instanceof Error ? reason : new CancelledError({ cause: reason, layer: 'replay-buffer' });
-}
-
-/** `reading`, or a rejection with `signal`'s reason once it fires first; the listener goes either way. */
-function waitUntil(reading: Promise<void>, signal: AbortSignal): Promise<void> {
-  if (isNeverAborted(signal)) return reading;
-  return new Promise<void>((resolve, reject) => {
-    const onAbort = (): void => reject(abortError(signal.reason));
-    signal.addEventListener('abort', onAbort, { once: true });
-    reading.then(
-      () => {
-        signal.removeEventListener('abort', onAbort);
-        resolve();
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
-}
-
 /** Whether a body is a stream or async iterable, which can be read once only. */
 function isStream(body: unknown): body is ReadableStream<Uint8Array> | AsyncIterable<Uint8Array> {
   return body instanceof ReadableStream || (typeof body === 'object' && body !== null && Symbol.asyncIterator in body);
@@ -286,8 +291,7 @@ export function planBody(body: unknown, limit: number): BodyPlan | undefined {
  * cancelled (a web stream is cancelled, a Node stream destroyed) and the promise rejects with
  * the signal's reason.
  */
-export async function planStreamBody(body: StreamBody, limit: number, signal?: AbortSignal): Promise<BodyPlan> {
-  const source = sourceOf(body);
+async function planStreamBody(source: Source, limit: number, signal?: AbortSignal): Promise<BodyPlan> {
   let stopped: Promise<never> | undefined;
   let onAbort: (() => void) | undefined;
   if (signal !== undefined && !isNeverAborted(signal)) {
@@ -319,49 +323,4 @@ export async function planStreamBody(body: StreamBody, limit: number, signal?: A
     if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
   }
   return { body: chunks.length === 1 ? (chunks[0] as Uint8Array) : Buffer.concat(chunks), refusal: undefined, oneShot: false };
-}
-
-/** A stream body being read: its next chunk, and how to stop reading it. */
-interface Source {
-  next(): Promise<IteratorResult<Uint8Array | string>>;
-  cancel(reason: unknown): void;
-}
-
-function sourceOf(body: StreamBody): Source {
-  if (body instanceof ReadableStream) {
-    const reader = body.getReader();
-    return {
-      next: () => reader.read(),
-      cancel: (reason) => void reader.cancel(reason).catch(() => {}),
-    };
-  }
-  const iterator = body[Symbol.asyncIterator]() as AsyncIterator<Uint8Array | string>;
-  const destroy = (body as { destroy?: unknown }).destroy;
-  return {
-    next: () => iterator.next(),
-    // An iterator's return() waits for the read in progress, which may never end; a Node
-    // stream can be destroyed, which ends that read at once.
-    cancel: (reason) => {
-      if (typeof destroy === 'function') destroy.call(body);
-      else void Promise.resolve(iterator.return?.(reason)).catch(() => {});
-    },
-  };
-}
-
-function replayThenRest(head: Uint8Array[], rest: Source): ReadableStream<Uint8Array> {
-  let index = 0;
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      if (index < head.length) {
-        controller.enqueue(head[index++] as Uint8Array);
-        return;
-      }
-      const next = await rest.next();
-      if (next.done) controller.close();
-      else controller.enqueue(typeof next.value === 'string' ? Buffer.from(next.value) : next.value);
-    },
-    cancel(reason) {
-      rest.cancel(reason);
-    },
-  });
 }

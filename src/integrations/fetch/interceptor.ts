@@ -98,7 +98,7 @@ class OuterCall implements Controller {
    */
   async run(service: Service<DispatchRequest, Attempt>, req: DispatchRequest): Promise<void> {
     try {
-      this.adopt(await req.endingRead(service.call(req, this.ctx)));
+      this.adopt(await req.releasingBody(service.call(req, this.ctx)));
     } catch (error) {
       this.fail(error);
     }
@@ -183,17 +183,18 @@ class DispatchService implements Service<DispatchRequest, Attempt> {
     });
     req.outer.current = attempt;
     if (ctx.cancelled) return Promise.reject(ctx.cancelReason);
-    const sentAlready = req.claimSend();
-    if (sentAlready !== undefined) return Promise.reject(sentAlready);
     // Abort the dispatch when the context's signal fires: a deadline, a hedge that lost, a
     // cancelled call. The caller's own abort reaches the current attempt through the outer
     // call, so the outer context without a deadline is not asked for a signal (on the common
     // path that would only hand out one that never fires).
-    if (ctx.deadline !== Number.POSITIVE_INFINITY || ctx !== req.outer.ctx) {
-      const signal = ctx.signal;
-      if (signal.aborted) return Promise.reject(signal.reason);
-      if (!isNeverAborted(signal)) signal.addEventListener('abort', () => attempt.abort(signal.reason), { once: true });
-    }
+    const signal = ctx.deadline !== Number.POSITIVE_INFINITY || ctx !== req.outer.ctx ? ctx.signal : undefined;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    // Claimed once nothing can stop the attempt before it sends: a claim by an attempt refused
+    // here would leave a one-shot body marked sent that never went out.
+    const sentAlready = req.claimSend();
+    if (sentAlready !== undefined) return Promise.reject(sentAlready);
+    if (signal !== undefined && !isNeverAborted(signal))
+      signal.addEventListener('abort', () => attempt.abort(signal.reason), { once: true });
     let opts = req.opts;
     if (this.#header !== false && ctx.deadline !== Number.POSITIVE_INFINITY) {
       opts = { ...opts, headers: appendHeader(opts.headers, this.#header, deadlineHeaderValue(ctx.deadline, this.#clock.now())) };

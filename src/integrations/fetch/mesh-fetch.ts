@@ -157,7 +157,7 @@ export function meshFetch(options: MeshFetchOptions = {}): MeshFetch {
 
   // Only a context made with the caller's signal may hold a listener to drop when it settles.
   const start = (req: FetchRequest, ctx: CallContext, callerSignal: boolean): Promise<Response> => {
-    const promise = req.endingRead(service.call(req, ctx));
+    const promise = req.releasingBody(service.call(req, ctx));
     return callerSignal ? promise.finally(() => ctx.dispose()) : promise;
   };
 

@@ -115,7 +115,7 @@ export function meshRequest(options: MeshRequestOptions = {}): MeshRequest {
     const signal = (requestOptions?.signal ?? undefined) as AbortSignal | undefined;
     const ctx = new CallContext(signal);
     req.planBody(requestOptions?.body, limit, mayRetry);
-    const promise = req.endingRead(service.call(req, ctx));
+    const promise = req.releasingBody(service.call(req, ctx));
     return signal === undefined ? promise : promise.finally(() => ctx.dispose());
   };
   return Object.assign(meshed, handle);
