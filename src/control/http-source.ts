@@ -1,7 +1,9 @@
 /**
  * The control server's stream as a config source: one long-lived GET of newline-delimited
  * JSON (see {@link STREAM_PATH}). Each snapshot is validated by the sink and acknowledged back
- * to the server (ACK, or NACK with every problem). A stream that goes quiet for three heartbeat
+ * to the server (ACK, or NACK with every problem), one report at a time and retried until the
+ * server takes it. A snapshot line the client cannot read (longer than its limit, or not JSON)
+ * is NACKed and skipped, and the stream goes on. A stream that goes quiet for three heartbeat
  * intervals is taken as dead; any end of the stream is followed by a reconnect after a jittered
  * exponential backoff, resuming from the version in force so an unchanged config is not resent.
  * While disconnected, the process keeps serving with the snapshot it has.
@@ -11,43 +13,50 @@
 
 import { type ClientRequest, request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { hostname } from 'node:os';
-import { z } from 'zod';
 import { type Clock, systemClock } from '../core/clock.js';
-import { duration, int, parseOptions } from '../core/validate.js';
 import { type BackoffParams, backoffDelay, resolveBackoff } from '../layers/retry/backoff.js';
-import { DEFAULT_MAX_BYTES } from './document.js';
-import { ACK_PATH, type AckReport, LineSplitter, STREAM_PATH, type StreamMessage } from './protocol.js';
-import type { ConfigSink, ConfigSource, SourceVerdict } from './source.js';
+import { checkOptions, defaultClientId, type StreamLine, StreamLines, snapshotVersionOf } from './http-source-input.js';
+import { ACK_PATH, type AckReport, STREAM_PATH } from './protocol.js';
+import type { ConfigSink, ConfigSource, SourceUpdate, SourceVerdict } from './source.js';
 
 /** What the source reports, for logs and tests. */
 export type HttpSourceEvent =
   | { type: 'connected'; version: string }
   | { type: 'disconnected'; reason: string; retryInMs: number }
   | { type: 'verdict'; verdict: SourceVerdict }
-  | { type: 'ack-failed'; version: string; reason: string };
+  /** An ACK or NACK the server did not take; sent again after `retryInMs`, unless absent (a 4xx). */
+  | { type: 'ack-failed'; version: string; reason: string; retryInMs?: number };
 
 /** Options of {@link httpSource}. */
 export interface HttpSourceOptions {
-  /** Base URL of the control server, e.g. `http://127.0.0.1:7070`. */
+  /**
+   * Base URL of the control server, e.g. `http://127.0.0.1:7070`; a path is kept, so
+   * `http://gw/mesh-control` streams from `http://gw/mesh-control/v1/stream`.
+   */
   url: string;
-  /** Bearer token; may be left out when the server knows clients by their certificates (mTLS). */
+  /**
+   * Bearer token, visible ASCII; may be left out when the server knows clients by their
+   * certificates (mTLS).
+   */
   token?: string;
   /**
-   * TLS for an `https://` server: `ca` to trust a server certificate of a private CA, and `cert`
-   * and `key` (PEM) to present a client certificate for mTLS.
+   * TLS for an `https://` server (refused with an `http://` url): `ca` to trust a server
+   * certificate of a private CA, and `cert` and `key` (PEM) to present a client certificate for mTLS.
    */
   tls?: { ca?: string | Buffer | readonly (string | Buffer)[]; cert?: string | Buffer; key?: string | Buffer };
-  /** This process's name at the server. Default `<hostname>-<pid>-<random>`. */
+  /** This process's name at the server: 1 to 200 of `A-Z a-z 0-9 _ . : @ -`. Default `<hostname>-<pid>-<random>`. */
   clientId?: string;
   /**
-   * Reconnect backoff: exponential from `base` to `max` with equal jitter, each 1 ms to 1 hour.
-   * Default 100 ms to 10 s.
+   * Reconnect backoff, also used between retries of an ACK: exponential from `base` to `max` with
+   * equal jitter, each 1 ms to 1 hour. Default 100 ms to 10 s.
    */
   reconnect?: { base?: number; max?: number };
   /** Missed heartbeats after which the stream is taken as dead, 1 to 100. Default 3. */
   missedHeartbeats?: number;
-  /** Longest line accepted, 1 KiB to 1 GiB. Default twice the default document limit. */
+  /**
+   * Longest line accepted, 1 KiB to 1 GiB; a longer snapshot is NACKed. Default twice the
+   * default document limit.
+   */
   maxLineBytes?: number;
   clock?: Clock;
   random?: () => number;
@@ -61,15 +70,11 @@ export function httpSource(options: HttpSourceOptions): ConfigSource & { readonl
 }
 
 const FIRST_LINE_MS = 10_000;
-// Checked at construction: zero missed heartbeats, a zero backoff or a line limit shorter than the
-// hello line would each make the source reconnect in a tight loop.
-const numericOptions = z.object({
-  missedHeartbeats: int(1, 100).default(3),
-  maxLineBytes: int(1024, 1_073_741_824).default(DEFAULT_MAX_BYTES * 2),
-  reconnect: z
-    .strictObject({ base: duration(1, 3_600_000).default(100), max: duration(1, 3_600_000).default(10_000) })
-    .default({ base: 100, max: 10_000 }),
-});
+/** How long an ACK may wait for its answer before it is taken as lost and sent again. */
+const ACK_TIMEOUT_MS = 10_000;
+/** Problems sent in one NACK: as many as the server keeps, and well under its 1 MiB body limit. */
+const MAX_REPORTED_PROBLEMS = 100;
+const MAX_HEARTBEAT_MS = 3_600_000;
 
 class HttpSource implements ConfigSource {
   readonly name: string;
@@ -83,20 +88,30 @@ class HttpSource implements ConfigSource {
   readonly #maxLineBytes: number;
   readonly #requests = new Set<ClientRequest>();
   #sink: ConfigSink | undefined;
+  #closed = false;
+  // The stream.
   #stream: ClientRequest | undefined;
+  #helloSeen = false;
   #reconnectTimer: unknown;
   #watchdog: unknown;
   #watchdogMs = FIRST_LINE_MS;
   #failures = 0;
   #previousDelay = 0;
-  #closed = false;
+  // ACKs: the newest verdict the server has yet to take, the one request in flight, its deadline,
+  // and the backoff of its retries.
+  #ackWaiting: AckReport | undefined;
+  #ackRequest: ClientRequest | undefined;
+  #ackDeadline: unknown;
+  #ackTimer: unknown;
+  #ackFailures = 0;
+  #ackPreviousDelay = 0;
 
   constructor(options: HttpSourceOptions) {
-    const { missedHeartbeats, maxLineBytes, reconnect } = parseOptions(numericOptions, options, '');
-    this.#base = new URL(options.url);
+    const { missedHeartbeats, maxLineBytes, reconnect, base } = checkOptions(options);
+    this.#base = base;
     this.#options = options;
-    this.name = `http:${this.#base.origin}`;
-    this.clientId = options.clientId ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+    this.name = `http:${base.origin}${base.pathname.replace(/\/$/, '')}`;
+    this.clientId = options.clientId ?? defaultClientId();
     this.#clock = options.clock ?? systemClock;
     this.#random = options.random ?? Math.random;
     this.#backoff = resolveBackoff({ base: reconnect.base, max: reconnect.max, jitter: 'equal' }, 'reconnect');
@@ -110,7 +125,8 @@ class HttpSource implements ConfigSource {
   }
 
   #send(method: string, path: string, query: Record<string, string>, body?: string): ClientRequest {
-    const url = new URL(path, this.#base);
+    // Relative to the base (which ends in '/'), so a base path such as `/mesh-control/` is kept.
+    const url = new URL(path.replace(/^\//, ''), this.#base);
     for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
     const headers: Record<string, string> = {};
@@ -135,6 +151,7 @@ class HttpSource implements ConfigSource {
     const sink = this.#sink as ConfigSink;
     const req = this.#send('GET', STREAM_PATH, { client: this.clientId, version: sink.version });
     this.#stream = req;
+    this.#helloSeen = false;
     this.#watchdogMs = FIRST_LINE_MS;
     this.#armWatchdog(req);
     let ended = false;
@@ -151,12 +168,17 @@ class HttpSource implements ConfigSource {
         end(`HTTP ${res.statusCode}`);
         return;
       }
-      const splitter = new LineSplitter(this.#maxLineBytes);
+      const lines = new StreamLines(this.#maxLineBytes);
       res.on('data', (chunk: Buffer) => {
-        try {
-          for (const line of splitter.push(chunk)) if (line.trim() !== '') this.#onLine(req, line);
-        } catch (error) {
-          end((error as Error).message);
+        for (const line of lines.push(chunk)) {
+          if (ended || req !== this.#stream || this.#closed) return;
+          let broken: string | undefined;
+          try {
+            broken = this.#onLine(req, line);
+          } catch (error) {
+            broken = (error as Error).message;
+          }
+          if (broken !== undefined) return end(broken);
         }
       });
       res.on('end', () => end('stream ended'));
@@ -164,38 +186,136 @@ class HttpSource implements ConfigSource {
     });
   }
 
-  #onLine(req: ClientRequest, line: string): void {
-    if (req !== this.#stream || this.#closed) return;
+  /** Handles one line; returns why the stream must be dropped, if it must. */
+  #onLine(req: ClientRequest, line: StreamLine): string | undefined {
     this.#armWatchdog(req);
-    const message = JSON.parse(line) as StreamMessage;
+    // A snapshot line that cannot be read whole is NACKed and skipped: the stream after it is
+    // still good, and dropping it would only fetch the same line again on the reconnect.
+    if ('overlong' in line) {
+      const version = snapshotVersionOf(line.head);
+      if (version === undefined) return `stream line longer than ${this.#maxLineBytes} bytes`;
+      const message = `is on a stream line longer than the client takes (maxLineBytes ${this.#maxLineBytes} bytes)`;
+      this.#deliver({ version, problems: [{ field: '(document)', message }] });
+      return undefined;
+    }
+    if (line.text.trim() === '') return undefined;
+    let message: Record<string, unknown>;
+    try {
+      message = JSON.parse(line.text);
+    } catch (error) {
+      const version = snapshotVersionOf(line.text);
+      if (version === undefined) return `stream line is not JSON: ${(error as Error).message}`;
+      this.#deliver({
+        version,
+        problems: [{ field: '(document)', message: `is on a stream line that is not valid JSON: ${(error as Error).message}` }],
+      });
+      return undefined;
+    }
+    if (typeof message !== 'object' || message === null) return 'stream line is not a JSON object';
     if (message.type === 'hello') {
+      const heartbeatMs = message.heartbeatMs;
+      if (typeof heartbeatMs !== 'number' || !(heartbeatMs >= 1 && heartbeatMs <= MAX_HEARTBEAT_MS)) {
+        return `hello has no heartbeatMs from 1 to ${MAX_HEARTBEAT_MS}`;
+      }
+      this.#helloSeen = true;
+      this.#watchdogMs = heartbeatMs * this.#missedHeartbeats;
+      this.#armWatchdog(req);
+      this.#options.onEvent?.({ type: 'connected', version: String(message.version ?? '') });
+    } else if (message.type === 'snapshot') {
+      const version = message.version;
+      if (typeof version !== 'string' && typeof version !== 'number') return 'snapshot has no version';
+      this.#deliver({ version: String(version), raw: message.config });
+    } else if (message.type === 'heartbeat' && this.#helloSeen) {
+      // The backoff starts over only once the stream has proven it works, not when it opens:
+      // Envoy's gRPC stream and grpc-go's xDS client reset it on the first response received,
+      // not on the stream starting. The hello is sent unconditionally, like response headers,
+      // with the snapshot owed right behind it, so the proof here is the first heartbeat after
+      // the hello: by then that snapshot was read and ACKed or NACKed, and the stream outlived
+      // its first burst. A stream cut before (a line the client cannot take, a proxy's limit)
+      // keeps growing the backoff instead of reconnecting at `base` forever, fetching the
+      // snapshot each time.
       this.#failures = 0;
       this.#previousDelay = 0;
-      this.#watchdogMs = Math.max(1, message.heartbeatMs) * this.#missedHeartbeats;
-      this.#armWatchdog(req);
-      this.#options.onEvent?.({ type: 'connected', version: message.version });
-    } else if (message.type === 'snapshot') {
-      const verdict = (this.#sink as ConfigSink).deliver({ version: String(message.version), raw: message.config });
-      this.#options.onEvent?.({ type: 'verdict', verdict });
-      this.#ack(verdict);
     }
+    return undefined;
   }
 
+  #deliver(update: SourceUpdate): void {
+    const verdict = (this.#sink as ConfigSink).deliver(update);
+    this.#options.onEvent?.({ type: 'verdict', verdict });
+    this.#ack(verdict);
+  }
+
+  /**
+   * Reports a verdict. A lost ACK of an applied version would be healed on the next connect (the
+   * stream request names the version in force) but a NACK would not, and a stream may live for
+   * hours: so a report is sent again with backoff until the server takes it. One report is in
+   * flight at a time, so the server records verdicts in the order they were made, and only the
+   * newest waits: an older one still waiting is dropped.
+   */
   #ack(verdict: SourceVerdict): void {
-    const report: AckReport = {
+    this.#ackWaiting = {
       client: this.clientId,
       version: verdict.version,
       applied: verdict.applied,
-      ...(verdict.applied ? {} : { problems: verdict.problems }),
+      ...(verdict.applied ? {} : { problems: verdict.problems.slice(0, MAX_REPORTED_PROBLEMS) }),
     };
-    // A lost ACK is healed on the next connect: the stream request names the version in force.
-    const fail = (reason: string): void => this.#options.onEvent?.({ type: 'ack-failed', version: verdict.version, reason });
+    if (this.#ackRequest !== undefined) return;
+    // A new verdict is not held back by the wait for the old one's retry.
+    if (this.#ackTimer !== undefined) this.#clock.clearTimer(this.#ackTimer);
+    this.#ackTimer = undefined;
+    this.#sendAck();
+  }
+
+  #sendAck(): void {
+    const report = this.#ackWaiting;
+    if (report === undefined || this.#closed) return;
     const req = this.#send('POST', ACK_PATH, {}, JSON.stringify(report));
-    req.on('error', (error) => fail(error.message));
-    req.on('response', (res) => {
-      if (res.statusCode !== 204 && res.statusCode !== 200) fail(`HTTP ${res.statusCode}`);
-      res.resume();
+    this.#ackRequest = req;
+    this.#ackDeadline = this.#clock.setTimer(() => {
+      this.#ackDeadline = undefined;
+      req.destroy(new Error(`no answer in ${ACK_TIMEOUT_MS}ms`));
+    }, ACK_TIMEOUT_MS);
+    let settled = false;
+    const settle = (failure: string | undefined, retry = true): void => {
+      if (settled) return;
+      settled = true;
+      if (this.#ackDeadline !== undefined) this.#clock.clearTimer(this.#ackDeadline);
+      this.#ackDeadline = this.#ackRequest = undefined;
+      if (this.#closed) return;
+      if (failure === undefined) {
+        this.#ackFailures = 0;
+        this.#ackPreviousDelay = 0;
+      } else if (retry) {
+        this.#ackFailures++;
+        const delay = backoffDelay(this.#backoff, this.#ackFailures, this.#ackPreviousDelay, this.#random);
+        this.#ackPreviousDelay = delay;
+        this.#options.onEvent?.({ type: 'ack-failed', version: report.version, reason: failure, retryInMs: delay });
+        this.#ackTimer = this.#clock.setTimer(() => {
+          this.#ackTimer = undefined;
+          this.#sendAck();
+        }, delay);
+        return;
+      } else {
+        this.#options.onEvent?.({ type: 'ack-failed', version: report.version, reason: failure });
+      }
+      // Taken (or refused for good): a newer verdict that waited behind this one goes now.
+      if (this.#ackWaiting === report) this.#ackWaiting = undefined;
+      else this.#sendAck();
+    };
+    req.on('error', (error) => {
+      req.destroy();
+      settle(error.message);
     });
+    req.on('response', (res) => {
+      res.resume();
+      const status = res.statusCode ?? 0;
+      // A 4xx other than a timeout or a rate limit says the report itself is wrong: sent again,
+      // it would be refused again.
+      if (status >= 200 && status < 300) settle(undefined);
+      else settle(`HTTP ${status}`, status >= 500 || status === 408 || status === 429);
+    });
+    req.on('close', () => settle('connection closed'));
   }
 
   #armWatchdog(req: ClientRequest): void {
@@ -224,9 +344,10 @@ class HttpSource implements ConfigSource {
 
   async close(): Promise<void> {
     this.#closed = true;
-    if (this.#reconnectTimer !== undefined) this.#clock.clearTimer(this.#reconnectTimer);
-    if (this.#watchdog !== undefined) this.#clock.clearTimer(this.#watchdog);
-    this.#reconnectTimer = this.#watchdog = undefined;
+    for (const timer of [this.#reconnectTimer, this.#watchdog, this.#ackTimer, this.#ackDeadline]) {
+      if (timer !== undefined) this.#clock.clearTimer(timer);
+    }
+    this.#reconnectTimer = this.#watchdog = this.#ackTimer = this.#ackDeadline = undefined;
     // Requests leave the set on 'close', so each one here has yet to emit it.
     const closing = [...this.#requests].map(
       (req) =>
@@ -235,7 +356,7 @@ class HttpSource implements ConfigSource {
           req.destroy();
         }),
     );
-    this.#stream = undefined;
+    this.#stream = this.#ackRequest = undefined;
     await Promise.all(closing);
   }
 }
