@@ -16,7 +16,8 @@ import { ControlServer } from '../control/server.js';
 interface ControlFlags {
   config?: string;
   etcd?: string;
-  prefix: string;
+  /** etcd key prefix; {@link DEFAULT_PREFIX} when not given. Refused with `config`. */
+  prefix?: string;
   port: number;
   host: string;
   token?: string;
@@ -24,6 +25,19 @@ interface ControlFlags {
   tlsCert?: string;
   tlsKey?: string;
   clientCa?: string;
+}
+
+const DEFAULT_PREFIX = '/sidecarless/mesh/';
+
+/**
+ * The endpoints of `--etcd`. An empty one ("", "a,", "a,,b") would be dialled as the target ""
+ * and fail forever while the server runs, so it is refused before anything starts.
+ */
+function etcdHosts(value: string): string[] {
+  const hosts = value.split(',').map((host) => host.trim());
+  if (hosts.some((host) => host === ''))
+    throw new Error(`--etcd: an endpoint is empty; give comma-separated endpoints such as 127.0.0.1:2379,127.0.0.1:22379 (got "${value}")`);
+  return hosts;
 }
 
 /** Starts the server from CLI flags; resolves with it once listening. */
@@ -42,11 +56,14 @@ export async function startControl(flags: ControlFlags): Promise<ControlServer> 
           ...(flags.clientCa === undefined ? {} : { clientCa: readFileSync(flags.clientCa) }),
         };
   if ((flags.config === undefined) === (flags.etcd === undefined)) throw new Error('give exactly one of --config <file> or --etcd <url>');
+  // A file has no key prefix: taking --prefix and ignoring it would hide a mistaken command line.
+  if (flags.config !== undefined && flags.prefix !== undefined)
+    throw new Error('--prefix is for --etcd keys; it cannot be used with --config');
   const source =
     flags.etcd !== undefined
       ? etcdSource({
-          hosts: flags.etcd.split(','),
-          prefix: flags.prefix,
+          hosts: etcdHosts(flags.etcd),
+          prefix: flags.prefix ?? DEFAULT_PREFIX,
           onError: (e) => process.stderr.write(`control: etcd: ${e.message}\n`),
         })
       : fileSource(flags.config as string);
@@ -79,7 +96,8 @@ export function register(program: Command): void {
     .description('run the reference control server: stream a watched mesh config (file or etcd) to clients')
     .option('--config <file>', 'mesh config file (YAML or JSON), watched')
     .option('--etcd <url>', 'etcd endpoints (comma-separated), watched under --prefix')
-    .option('--prefix <prefix>', 'etcd key prefix, one key per service', '/sidecarless/mesh/')
+    // No commander default: startControl must tell a given --prefix from none to refuse it with --config.
+    .option('--prefix <prefix>', `etcd key prefix, one key per service (default: "${DEFAULT_PREFIX}")`)
     .option('--port <port>', 'port to listen on, 0 to 65535 (0 picks one)', integerFlag(0, 65_535), 7070)
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--token <token>', 'bearer token clients must present (or SIDECARLESS_TOKEN)')

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import type { StatsDocument } from '../admin/index.js';
 import { tryParseDuration } from '../core/duration.js';
 import type { ServiceStats } from '../layers/metrics/index.js';
@@ -56,31 +56,79 @@ export function formatStatTable(services: readonly ServiceStats[]): string {
   return `${[line(header), ...rows.map(line)].join('\n')}\n`;
 }
 
-/** Fetches `/api/stats` from an admin server. */
-export async function fetchStats(adminUrl: string, windowMs: number, timeoutMs: number): Promise<StatsDocument> {
+/** Fetches `/api/stats` from an admin server; `signal` cancels the read. */
+export async function fetchStats(adminUrl: string, windowMs: number, timeoutMs: number, signal?: AbortSignal): Promise<StatsDocument> {
   const url = new URL('api/stats', adminUrl.endsWith('/') ? adminUrl : `${adminUrl}/`);
   url.searchParams.set('window', String(windowMs));
-  const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-  if (!response.ok) throw new Error(`${url.href} answered ${response.status}`);
-  return (await response.json()) as StatsDocument;
+  // Not AbortSignal.any([signal, ...]): the caller's signal lives for the whole run, and Node
+  // (20.20 measured) keeps every AbortSignal.any() built on a long-lived signal that fetch
+  // listened to (nodejs/node#64476), one entry per refresh, forever. So each read has its own
+  // controller, which follows the caller's signal only while the read is pending.
+  const read = new AbortController();
+  const cancel = (): void => read.abort(signal?.reason);
+  if (signal?.aborted) cancel();
+  else signal?.addEventListener('abort', cancel, { once: true });
+  try {
+    const response = await fetch(url, { signal: AbortSignal.any([read.signal, AbortSignal.timeout(timeoutMs)]) });
+    if (!response.ok) throw new Error(`${url.href} answered ${response.status}`);
+    return (await response.json()) as StatsDocument;
+  } finally {
+    signal?.removeEventListener('abort', cancel);
+  }
 }
 
 /**
- * Prints the stats of `adminUrl` to `out`, once or every `intervalMs` until `signal` fires.
- * Returns the exit code: 0, or 1 when a single read failed.
+ * Why a read failed, in words. fetch says only "fetch failed" and keeps the reason in `cause`
+ * (`connect ECONNREFUSED 127.0.0.1:9990`, `getaddrinfo ENOTFOUND admin`), and its timeout says
+ * "the operation was aborted due to timeout".
+ */
+function describeReadFailure(error: unknown, timeoutMs: number): string {
+  if (!(error instanceof Error)) return String(error);
+  if (error.name === 'TimeoutError') return `no answer within ${timeoutMs}ms`;
+  const cause = error.cause;
+  if (!(cause instanceof Error)) return error.message;
+  const code = (cause as NodeJS.ErrnoException).code;
+  // A host with several addresses fails with an AggregateError whose own message may be empty.
+  const detail = cause.message || (cause instanceof AggregateError ? cause.errors.map((e) => String(e?.message ?? e)).join('; ') : '');
+  if (code === undefined || detail.includes(code)) return detail || error.message;
+  return detail ? `${code}: ${detail}` : code;
+}
+
+const HTTP_URL_EXAMPLE = 'http://127.0.0.1:9990';
+
+/** Whether `value` is an absolute http or https URL, the only kind `stat` can read. */
+function isHttpUrl(value: string): boolean {
+  if (!URL.canParse(value)) return false;
+  const { protocol } = new URL(value);
+  return protocol === 'http:' || protocol === 'https:';
+}
+
+/** Parses the `<admin-url>` argument: refused up front, not once per refresh. */
+function adminUrlArgument(value: string): string {
+  if (!isHttpUrl(value)) throw new InvalidArgumentError(`must be an http or https url, e.g. ${HTTP_URL_EXAMPLE}`);
+  return value;
+}
+
+/**
+ * Prints the stats of `adminUrl` to `out`, once or every `intervalMs` until `signal` fires (a
+ * pending read included). Returns the exit code: 0, or 1 when a single read failed. Rejects when
+ * `adminUrl` is not an http or https URL.
  */
 export async function runStat(adminUrl: string, options: StatOptions, out: NodeJS.WritableStream, signal?: AbortSignal): Promise<number> {
+  if (!isHttpUrl(adminUrl)) throw new TypeError(`admin url must be an http or https url, e.g. ${HTTP_URL_EXAMPLE} (got "${adminUrl}")`);
   const clear = !options.json && !options.once && (out as { isTTY?: boolean }).isTTY === true;
   for (;;) {
     try {
-      const doc = await fetchStats(adminUrl, options.windowMs, options.timeoutMs);
+      const doc = await fetchStats(adminUrl, options.windowMs, options.timeoutMs, signal);
       if (options.json) out.write(`${JSON.stringify(doc)}\n`);
       else {
         const stamp = `${new Date(doc.time).toLocaleTimeString()}  window ${doc.windowMs / 1000}s  ${adminUrl}\n\n`;
         out.write(`${clear ? '\x1b[H\x1b[2J' : ''}${options.once ? '' : stamp}${formatStatTable(doc.services)}`);
       }
     } catch (error) {
-      process.stderr.write(`sidecarless stat: cannot read ${adminUrl}: ${(error as Error).message}\n`);
+      // Stopped while reading: the read was cancelled, it did not fail.
+      if (signal?.aborted) return 0;
+      process.stderr.write(`sidecarless stat: cannot read ${adminUrl}: ${describeReadFailure(error, options.timeoutMs)}\n`);
       if (options.once) return 1;
     }
     if (options.once || signal?.aborted) return 0;
@@ -114,7 +162,7 @@ export function register(program: Command): void {
   program
     .command('stat')
     .description('golden metrics per service from an admin server, like `linkerd viz stat`')
-    .argument('<admin-url>', 'the admin server, e.g. http://127.0.0.1:9990')
+    .argument('<admin-url>', `the admin server, e.g. ${HTTP_URL_EXAMPLE}`, adminUrlArgument)
     .option('-i, --interval <duration>', 'refresh interval', durationOption('interval', 100, 3_600_000), 2_000)
     .option('-w, --window <duration>', 'window for rates and percentiles', durationOption('window', 1_000, 3_600_000), 10_000)
     .option('--timeout <duration>', 'longest wait for the admin server', durationOption('timeout', 1, 600_000), 5_000)
@@ -131,7 +179,10 @@ export function register(program: Command): void {
           process.stdout,
           controller.signal,
         );
-        if (code !== 0) process.exitCode = code;
+        // Ctrl-C ends a refreshing stat the way it ends any command: 128 + SIGINT, so that a
+        // script running `stat ... && next` stops too.
+        if (controller.signal.aborted) process.exitCode = 130;
+        else if (code !== 0) process.exitCode = code;
       } finally {
         process.off('SIGINT', stop);
       }

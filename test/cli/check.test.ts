@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { Command, CommanderError } from 'commander';
 import { checkFile, register } from '../../src/cli/check.js';
+import { cli, cliEnv } from './cli.js';
 
 test('check: a valid file passes, an invalid one lists every problem and fails', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'sidecarless-check-'));
@@ -57,9 +58,9 @@ test('check: a valid file passes, an invalid one lists every problem and fails',
 });
 
 test('check through the sidecarless command: exit status 1 with problems on stderr', () => {
-  const ok = spawnSync(process.execPath, ['bin/sidecarless.mjs', 'check', 'examples/mesh.yaml'], { encoding: 'utf8' });
+  const ok = spawnSync(process.execPath, cli('check', 'examples/mesh.yaml'), { encoding: 'utf8', env: cliEnv() });
   assert.equal(ok.status, 0, ok.stderr);
-  const bad = spawnSync(process.execPath, ['bin/sidecarless.mjs', 'check', 'package.json'], { encoding: 'utf8' });
+  const bad = spawnSync(process.execPath, cli('check', 'package.json'), { encoding: 'utf8', env: cliEnv() });
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /problems?/);
 });
@@ -78,9 +79,7 @@ test('check --max-bytes must be a whole number from 1: "abc" (NaN) would disable
     );
   }
   // A valid limit applies: the example is larger than 10 bytes.
-  const bad = spawnSync(process.execPath, ['bin/sidecarless.mjs', 'check', 'examples/mesh.yaml', '--max-bytes', '10'], {
-    encoding: 'utf8',
-  });
+  const bad = spawnSync(process.execPath, cli('check', 'examples/mesh.yaml', '--max-bytes', '10'), { encoding: 'utf8', env: cliEnv() });
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /more than the limit of 10 bytes/);
   // And a programmatic NaN is refused rather than read as no limit.

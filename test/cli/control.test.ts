@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +8,7 @@ import { Command, CommanderError } from 'commander';
 import { register, startControl } from '../../src/cli/control.js';
 import { ControlServer, createMeshStore, fileSource, httpSource } from '../../src/control/index.js';
 import { until } from '../control/helpers.js';
+import { cli, cliEnv } from './cli.js';
 
 test('control server validates its file before publishing: an invalid edit is logged and not published', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'sidecarless-control-'));
@@ -36,8 +38,8 @@ test('startControl refuses to run without a token or a source', async () => {
   const saved = process.env.SIDECARLESS_TOKEN;
   delete process.env.SIDECARLESS_TOKEN;
   try {
-    await assert.rejects(startControl({ config: 'examples/mesh.yaml', prefix: '/', port: 0, host: '127.0.0.1', heartbeat: 1000 }), /token/);
-    await assert.rejects(startControl({ token: 'secret-token', prefix: '/', port: 0, host: '127.0.0.1', heartbeat: 1000 }), /exactly one/);
+    await assert.rejects(startControl({ config: 'examples/mesh.yaml', port: 0, host: '127.0.0.1', heartbeat: 1000 }), /token/);
+    await assert.rejects(startControl({ token: 'secret-token', port: 0, host: '127.0.0.1', heartbeat: 1000 }), /exactly one/);
   } finally {
     if (saved !== undefined) process.env.SIDECARLESS_TOKEN = saved;
   }
@@ -47,7 +49,7 @@ test('startControl serves over mTLS from --tls-cert, --tls-key and --client-ca, 
   const saved = process.env.SIDECARLESS_TOKEN;
   delete process.env.SIDECARLESS_TOKEN;
   const fixtures = 'test/control/fixtures/tls';
-  const base = { config: 'examples/mesh.yaml', prefix: '/', port: 0, host: '127.0.0.1', heartbeat: 1000 };
+  const base = { config: 'examples/mesh.yaml', port: 0, host: '127.0.0.1', heartbeat: 1000 };
   try {
     await assert.rejects(
       startControl({ ...base, token: 'secret-token', tlsCert: `${fixtures}/server.pem` }),
@@ -113,7 +115,7 @@ test('control flags: --port must be 0 to 65535 and --heartbeat at least 1, as wh
 });
 
 test('startControl passes a bad heartbeat or port on to the server, which refuses it naming the field', async () => {
-  const base = { config: 'examples/mesh.yaml', prefix: '/', host: '127.0.0.1', token: 'secret-token' };
+  const base = { config: 'examples/mesh.yaml', host: '127.0.0.1', token: 'secret-token' };
   const refused = async (flags: { port: number; heartbeat: number }, message: RegExp): Promise<void> => {
     let server: ControlServer;
     try {
@@ -127,4 +129,46 @@ test('startControl passes a bad heartbeat or port on to the server, which refuse
   };
   await refused({ port: 0, heartbeat: 0 }, /heartbeatMs: must be a number from 1 to 3600000/);
   await refused({ port: 70_000, heartbeat: 1000 }, /port: must be an integer from 0 to 65535/);
+});
+
+/** Asserts `startControl(flags)` refuses with `message`; a server it started anyway is closed. */
+async function refusedToStart(flags: Parameters<typeof startControl>[0], message: RegExp): Promise<void> {
+  let server: ControlServer;
+  try {
+    server = await startControl(flags);
+  } catch (error) {
+    assert.match(String(error), message, JSON.stringify(flags));
+    return;
+  }
+  await server.close();
+  assert.fail(`started with ${JSON.stringify(flags)}`);
+}
+
+test('control: --prefix with --config is refused naming both (the prefix is for etcd keys; a file has none)', async () => {
+  const base = { config: 'examples/mesh.yaml', host: '127.0.0.1', port: 0, heartbeat: 1000, token: 'secret-token' };
+  await refusedToStart({ ...base, prefix: '/team-a/mesh/' }, /--prefix.*--config/);
+  // The same through the command: refused before it listens.
+  const result = spawnSync(process.execPath, cli('control', '--config', 'examples/mesh.yaml', '--prefix', '/x/', '--port', '0'), {
+    encoding: 'utf8',
+    env: cliEnv({ SIDECARLESS_TOKEN: 'secret-token' }),
+    timeout: 20_000,
+  });
+  assert.equal(result.status, 1, result.stderr);
+  assert.match(result.stderr, /--prefix.*--config/);
+  assert.equal(result.stdout, '');
+});
+
+test('control: an empty --etcd endpoint ("", a trailing or doubled comma) is refused naming --etcd', async () => {
+  const base = { host: '127.0.0.1', port: 0, heartbeat: 1000, token: 'secret-token' };
+  for (const etcd of ['', ' ', '127.0.0.1:2379,', ',127.0.0.1:2379', '127.0.0.1:2379,,127.0.0.1:2380']) {
+    await refusedToStart({ ...base, etcd }, /--etcd.*empty/);
+  }
+  const result = spawnSync(process.execPath, cli('control', '--etcd', '127.0.0.1:2379,', '--port', '0'), {
+    encoding: 'utf8',
+    env: cliEnv({ SIDECARLESS_TOKEN: 'secret-token' }),
+    timeout: 20_000,
+  });
+  assert.equal(result.status, 1, result.stderr);
+  assert.match(result.stderr, /--etcd.*empty/);
+  assert.equal(result.stdout, '');
 });

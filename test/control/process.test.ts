@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
 import { ServiceBuilder } from '../../src/builder/index.js';
 import { configured, createMeshStore, httpSource } from '../../src/control/index.js';
+import { cli, cliEnv } from '../cli/cli.js';
 import { closeOpened, startClients, TOKEN, track, until } from './helpers.js';
 
 afterEach(closeOpened);
@@ -21,11 +22,10 @@ interface Running {
 
 /** Starts `sidecarless control` and resolves once it prints where it listens. */
 async function startServer(config: string, port: number): Promise<Running> {
-  const child = spawn(
-    process.execPath,
-    ['bin/sidecarless.mjs', 'control', '--config', config, '--port', String(port), '--heartbeat', '100'],
-    { env: { ...process.env, SIDECARLESS_TOKEN: TOKEN }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const child = spawn(process.execPath, cli('control', '--config', config, '--port', String(port), '--heartbeat', '100'), {
+    env: cliEnv({ SIDECARLESS_TOKEN: TOKEN }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stderr = '';
   child.stderr?.on('data', (d) => {
     stderr += d;
