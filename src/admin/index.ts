@@ -33,7 +33,7 @@ import { defaultRegistry, StackRegistry } from '../core/registry.js';
 import { int, parseOptions } from '../core/validate.js';
 import { defaultMetricsRegistry, MetricsRegistry, type PromRegistryLike } from '../layers/metrics/index.js';
 import { Readiness } from '../layers/readiness/index.js';
-import { type AdminHandler, createHandler, type MetricsExposition } from './handler.js';
+import { type AdminHandler, createHandler, type MetricsExposition, WINDOW_RANGE } from './handler.js';
 import type { AdminSources } from './state.js';
 
 export { dashboardHtml } from './dashboard.js';
@@ -107,7 +107,7 @@ const common = {
       { error: 'must be "auto", "text" or a prom-client Registry' },
     )
     .default('auto'),
-  windowMs: int(1_000, 3_600_000).default(10_000),
+  windowMs: int(WINDOW_RANGE.min, WINDOW_RANGE.max).default(10_000),
 };
 const handlerSchema = z.strictObject({
   ...common,

@@ -53,22 +53,65 @@ export function configReport(sources: AdminSources, withValues = true): Record<s
   return out;
 }
 
+/** A layer as the admin routes report it: its description as plain data, or `error` saying why it has none. */
+export type ReportedLayer = LayerDescription & { readonly error?: string };
+
 /** One stack as `/stack` shows it. */
 export interface StackReport {
   readonly service: string;
-  readonly layers: LayerDescription[];
+  readonly layers: ReportedLayer[];
 }
 
-/** `/stack`: each registered stack with its layers, outermost first. */
+/**
+ * `/stack`: each registered stack with its layers, outermost first. Each description is copied
+ * to plain data here, layer by layer, so that a getter or `toJSON` of a description that throws
+ * marks that layer instead of failing the whole page when the report is written out; the
+ * reports built from it then read data that can no longer throw either.
+ */
 export function stackReport(sources: AdminSources): StackReport[] {
   return sources.stacks.list().map((stack) => ({ service: stack.name, layers: safeDescribe(stack) }));
 }
 
-function safeDescribe(stack: { describe(): LayerDescription[] }): LayerDescription[] {
+function safeDescribe(stack: { describe(): LayerDescription[] }): ReportedLayer[] {
+  let layers: unknown;
   try {
-    return stack.describe();
+    layers = stack.describe();
   } catch (error) {
-    return [{ layer: 'error', params: { message: String(error) } }];
+    return [{ layer: 'error', params: { message: messageOf(error) } }];
+  }
+  if (!Array.isArray(layers)) return [{ layer: 'error', params: { message: 'describe() did not return a list of layers' } }];
+  return layers.map(plainLayer);
+}
+
+function plainLayer(description: unknown): ReportedLayer {
+  let plain: unknown;
+  try {
+    plain = JSON.parse(toJson(description) ?? 'null');
+  } catch (error) {
+    return { layer: nameOf(description), params: {}, error: `description could not be read: ${messageOf(error)}` };
+  }
+  if (plain === null || typeof plain !== 'object' || Array.isArray(plain)) {
+    return { layer: 'error', params: {}, error: 'not a layer description' };
+  }
+  return plain as ReportedLayer;
+}
+
+/** The layer's name if it can be read at all: the marker still says which layer failed. */
+function nameOf(description: unknown): string {
+  try {
+    const name = (description as { layer?: unknown } | null)?.layer;
+    return typeof name === 'string' ? name : 'error';
+  } catch {
+    return 'error';
+  }
+}
+
+/** A thrown value as text; it may be anything, even a value with no string form (`Object.create(null)`). */
+function messageOf(error: unknown): string {
+  try {
+    return error instanceof Error ? String(error.message) : String(error);
+  } catch {
+    return 'unprintable error';
   }
 }
 

@@ -121,7 +121,7 @@ export class ControlServer implements ConfigSink {
     this.#heartbeatMs = heartbeatMs;
     this.#validate = meshValidator(options.limits);
     this.#log = options.log ?? ((line) => process.stderr.write(`${line}\n`));
-    const handle = (req: IncomingMessage, res: ServerResponse): void => this.#handle(req, res);
+    const handle = (req: IncomingMessage, res: ServerResponse): void => this.#guard(res, () => this.#dispatch(req, res));
     const tls = options.tls;
     this.#server =
       tls === undefined
@@ -215,8 +215,33 @@ export class ControlServer implements ConfigSink {
     return ok;
   }
 
-  #handle(req: IncomingMessage, res: ServerResponse): void {
-    const url = new URL(req.url ?? '/', 'http://control');
+  /**
+   * Runs `work` for the request `res` answers: whatever it throws becomes a bare 500 (the client
+   * learns no details) and a log line, never an exception out of a request listener, which kills
+   * the process: anyone who reaches the port could stop the control plane.
+   */
+  #guard(res: ServerResponse, work: () => void): void {
+    try {
+      work();
+    } catch (error) {
+      if (res.headersSent) res.destroy();
+      else json(res, 500, { error: 'internal error' });
+      try {
+        this.#log(`control: request failed: ${error instanceof Error ? error.message : String(error)}`);
+      } catch {
+        // A log that throws, or an error with no string form: the client has its answer already.
+      }
+    }
+  }
+
+  #dispatch(req: IncomingMessage, res: ServerResponse): void {
+    const target = req.url ?? '/';
+    // Checked before anything else, authentication included: `new URL` throws on a target such as "//[".
+    if (!URL.canParse(target, 'http://control')) {
+      json(res, 400, { error: 'request target must be a path such as /v1/stream' });
+      return;
+    }
+    const url = new URL(target, 'http://control');
     if (url.pathname === '/healthz') {
       json(res, 200, { ok: true, version: this.version });
       return;
@@ -320,28 +345,31 @@ export class ControlServer implements ConfigSink {
         req.destroy();
       } else chunks.push(chunk);
     });
-    req.on('end', () => {
-      let report: AckReport;
-      try {
-        report = JSON.parse(Buffer.concat(chunks).toString('utf8')) as AckReport;
-      } catch {
-        json(res, 400, { error: 'body must be JSON' });
-        return;
-      }
-      if (typeof report?.client !== 'string' || !CLIENT_ID.test(report.client) || typeof report.version !== 'string') {
-        json(res, 400, { error: 'body must be { client, version, applied, problems }' });
-        return;
-      }
-      const client = this.#client(report.client, req.socket.remoteAddress ?? '');
-      if (report.applied === true) {
-        client.appliedVersion = report.version;
-      } else {
-        client.rejectedVersion = report.version;
-        client.problems = Array.isArray(report.problems) ? report.problems.slice(0, 100) : [];
-        this.#log(`control: client ${client.id} rejected version ${report.version}: ${client.problems.length} problems`);
-      }
-      res.writeHead(204).end();
-    });
+    // The body arrives after dispatch returned: its handler is guarded on its own.
+    req.on('end', () => this.#guard(res, () => this.#applyAck(req, res, chunks)));
+  }
+
+  #applyAck(req: IncomingMessage, res: ServerResponse, chunks: Buffer[]): void {
+    let report: AckReport;
+    try {
+      report = JSON.parse(Buffer.concat(chunks).toString('utf8')) as AckReport;
+    } catch {
+      json(res, 400, { error: 'body must be JSON' });
+      return;
+    }
+    if (typeof report?.client !== 'string' || !CLIENT_ID.test(report.client) || typeof report.version !== 'string') {
+      json(res, 400, { error: 'body must be { client, version, applied, problems }' });
+      return;
+    }
+    const client = this.#client(report.client, req.socket.remoteAddress ?? '');
+    if (report.applied === true) {
+      client.appliedVersion = report.version;
+    } else {
+      client.rejectedVersion = report.version;
+      client.problems = Array.isArray(report.problems) ? report.problems.slice(0, 100) : [];
+      this.#log(`control: client ${client.id} rejected version ${report.version}: ${client.problems.length} problems`);
+    }
+    res.writeHead(204).end();
   }
 
   #armHeartbeat(): void {
