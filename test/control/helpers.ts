@@ -1,5 +1,7 @@
 // Shared by the control tests: polling waits with a bound, and fleets of real stream clients.
+import assert from 'node:assert/strict';
 import { createMeshStore, type HttpSourceEvent, httpSource, type MeshStore } from '../../src/control/index.js';
+import { InvalidOptionError } from '../../src/core/errors.js';
 
 /** Things a test opened; closed after each test even when it fails, so the process can exit. */
 export const opened: { close(): Promise<unknown> }[] = [];
@@ -62,4 +64,24 @@ export async function startClients(
 export async function getJson(url: string, path: string, token = TOKEN): Promise<{ status: number; body: any }> {
   const res = await fetch(new URL(path, url), { headers: { authorization: `Bearer ${token}` } });
   return { status: res.status, body: await res.json() };
+}
+
+/** Asserts `build` throws an InvalidOptionError whose problems name `fields`; returns its message. */
+export function refused(build: () => unknown, fields: string[], what: string): string {
+  let message = '';
+  assert.throws(
+    build,
+    (error: unknown) => {
+      assert.ok(error instanceof InvalidOptionError, `${what}: ${String(error)}`);
+      assert.deepEqual(
+        error.problems.map((p) => p.field),
+        fields,
+        `${what}: ${error.message}`,
+      );
+      message = error.message;
+      return true;
+    },
+    what,
+  );
+  return message;
 }

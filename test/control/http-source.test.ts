@@ -8,9 +8,8 @@ import type { AddressInfo, Socket } from 'node:net';
 import { afterEach, test } from 'node:test';
 import { ControlServer, createMeshStore, type HttpSourceEvent, type HttpSourceOptions, httpSource } from '../../src/control/index.js';
 import type { AckReport } from '../../src/control/protocol.js';
-import { InvalidOptionError } from '../../src/core/errors.js';
 import { VirtualClock } from '../../src/testing/index.js';
-import { closeOpened, TOKEN, track, until } from './helpers.js';
+import { closeOpened, refused, TOKEN, track, until } from './helpers.js';
 
 afterEach(closeOpened);
 
@@ -286,26 +285,6 @@ test('close() while an ACK waits for its retry or its answer leaves no timer and
   await assertNothingLeft(waiting.clock, server.sockets);
   assert.equal(waiting.of('ack-failed').length, 1);
 });
-
-/** Asserts `build` throws an InvalidOptionError whose problems name `fields`; returns its message. */
-function refused(build: () => unknown, fields: string[], what: string): string {
-  let message = '';
-  assert.throws(
-    build,
-    (error: unknown) => {
-      assert.ok(error instanceof InvalidOptionError, `${what}: ${String(error)}`);
-      assert.deepEqual(
-        error.problems.map((p) => p.field),
-        fields,
-        `${what}: ${error.message}`,
-      );
-      message = error.message;
-      return true;
-    },
-    what,
-  );
-  return message;
-}
 
 test('options: unknown keys, a bad url, token, tls or clientId are refused naming the field', () => {
   const url = 'http://127.0.0.1:1';
