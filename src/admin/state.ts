@@ -69,10 +69,13 @@ export interface StackReport {
  * reports built from it then read data that can no longer throw either.
  */
 export function stackReport(sources: AdminSources): StackReport[] {
-  return sources.stacks.list().map((stack) => ({ service: stack.name, layers: safeDescribe(stack) }));
+  // One budget for the whole report, as when it is written out: a budget per layer would let
+  // many big descriptions (a shared endpoint list in every stack) each be copied up to it.
+  const budget: JsonBudget = { written: 0 };
+  return sources.stacks.list().map((stack) => ({ service: stack.name, layers: safeDescribe(stack, budget) }));
 }
 
-function safeDescribe(stack: { describe(): LayerDescription[] }): ReportedLayer[] {
+function safeDescribe(stack: { describe(): LayerDescription[] }, budget: JsonBudget): ReportedLayer[] {
   let layers: unknown;
   try {
     layers = stack.describe();
@@ -80,13 +83,16 @@ function safeDescribe(stack: { describe(): LayerDescription[] }): ReportedLayer[
     return [{ layer: 'error', params: { message: messageOf(error) } }];
   }
   if (!Array.isArray(layers)) return [{ layer: 'error', params: { message: 'describe() did not return a list of layers' } }];
-  return layers.map(plainLayer);
+  return layers.map((description) => plainLayer(description, budget));
 }
 
-function plainLayer(description: unknown): ReportedLayer {
+function plainLayer(description: unknown, budget: JsonBudget): ReportedLayer {
+  if (budget.written > MAX_JSON_OBJECTS) {
+    return { layer: nameOf(description), params: {}, error: 'truncated: the report reached its size limit' };
+  }
   let plain: unknown;
   try {
-    plain = JSON.parse(toJson(description) ?? 'null');
+    plain = JSON.parse(toJson(description, budget, undefined) ?? 'null');
   } catch (error) {
     return { layer: nameOf(description), params: {}, error: `description could not be read: ${messageOf(error)}` };
   }
@@ -169,6 +175,11 @@ export function statsDocument(sources: AdminSources, windowMs = sources.windowMs
 /** Values (objects and their entries) {@link toJson} writes at most: a few MB of JSON. */
 const MAX_JSON_OBJECTS = 200_000;
 
+/** What a document has written so far against {@link MAX_JSON_OBJECTS}; shared to bound several writes together. */
+export interface JsonBudget {
+  written: number;
+}
+
 /**
  * JSON that survives what descriptions may hold: `Infinity`, bigints, functions, errors, maps,
  * sets and cycles. Only a true cycle — an object inside itself — becomes `"[circular]"`; an
@@ -177,8 +188,7 @@ const MAX_JSON_OBJECTS = 200_000;
  * holding the next twice), so past {@link MAX_JSON_OBJECTS} values the rest is `"[truncated]"`:
  * an admin page answers rather than failing on a string too long.
  */
-export function toJson(value: unknown): string {
-  let written = 0;
+export function toJson(value: unknown, budget: JsonBudget = { written: 0 }, indent: number | undefined = 2): string {
   // The objects from the root down to the value being written, each as it came (`raw`, what a
   // cycle points back to) and as written (`out`: a Map becomes an object, an Error a plain one;
   // JSON.stringify walks `out`, so it is the holder of the next values). Depth-first order means
@@ -192,20 +202,20 @@ export function toJson(value: unknown): string {
       if (typeof v === 'function') return `[function ${v.name || 'anonymous'}]`;
       // A long string reached along many paths grows the text too: charged by its length.
       if (typeof v === 'string' && v.length > 64) {
-        written += v.length >> 6;
-        if (written > MAX_JSON_OBJECTS) return '[truncated]';
+        budget.written += v.length >> 6;
+        if (budget.written > MAX_JSON_OBJECTS) return '[truncated]';
       }
       if (v === null || typeof v !== 'object') return v;
       while (path.length > 0 && (path[path.length - 1] as { out: unknown }).out !== this) path.pop();
       if (path.some((p) => p.raw === v)) return '[circular]';
       // Counted by size (an array's items, an object's keys), not one per object: a shared list of
       // strings written again and again grows the text as fast as nested objects do.
-      written += 1 + (Array.isArray(v) ? v.length : v instanceof Map || v instanceof Set ? v.size : Object.keys(v).length);
+      budget.written += 1 + (Array.isArray(v) ? v.length : v instanceof Map || v instanceof Set ? v.size : Object.keys(v).length);
       // Long keys are charged as long strings are.
       if (!Array.isArray(v))
         for (const key of v instanceof Map ? v.keys() : Object.keys(v))
-          if (typeof key === 'string' && key.length > 64) written += key.length >> 6;
-      if (written > MAX_JSON_OBJECTS) return '[truncated]';
+          if (typeof key === 'string' && key.length > 64) budget.written += key.length >> 6;
+      if (budget.written > MAX_JSON_OBJECTS) return '[truncated]';
       const out =
         v instanceof Error
           ? { name: v.name, message: v.message }
@@ -217,6 +227,6 @@ export function toJson(value: unknown): string {
       path.push({ raw: v, out });
       return out;
     },
-    2,
+    indent,
   );
 }

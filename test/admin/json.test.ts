@@ -109,3 +109,39 @@ test('toJson charges long strings and keys by their length: chains ending in a s
   assert.ok(text.includes('"[truncated]"'));
   assert.ok(text.length < 50_000_000, `${text.length} characters`);
 });
+
+test('one report shares one budget: big descriptions past it are marked, not each written up to its own budget', async () => {
+  let reads = 0;
+  // One list of 50,000 endpoints shared by 160 layer descriptions, each endpoint counting reads.
+  const endpoints = Array.from({ length: 50_000 }, (_, i) => ({
+    get address() {
+      reads++;
+      return `10.0.${i >> 8}.${i & 255}:80`;
+    },
+  }));
+  const stacks = new StackRegistry();
+  for (let s = 0; s < 80; s++) {
+    stacks.add({
+      name: `svc-${s}`,
+      describe: () => [
+        { layer: 'balance', params: {}, state: { endpoints } },
+        { layer: 'circuit-breaker', params: {}, state: { endpoints } },
+      ],
+    });
+  }
+  const admin = await createAdminServer({ port: 0, stacks, metrics: new MetricsRegistry() });
+  try {
+    const response = await fetch(`${admin.url}/stack`, { signal: AbortSignal.timeout(60_000) });
+    assert.equal(response.status, 200);
+    const doc = (await response.json()) as { service: string; layers: { layer: string; error?: string }[] }[];
+    assert.equal(doc.length, 80, 'every stack is listed');
+    const marked = doc.flatMap((s) => s.layers).filter((l) => typeof l === 'object' && l.error?.startsWith('truncated'));
+    assert.ok(marked.length > 100, `layers past the budget are marked (${marked.length})`);
+    assert.equal(marked[0]?.layer, 'balance', 'a marked layer keeps its name');
+    // Bounded by the one budget (200,000 values) for the copy and again for the answer: well
+    // under the 8,000,000 reads of writing every layer up to a budget of its own.
+    assert.ok(reads < 1_000_000, `${reads} endpoint reads for one report`);
+  } finally {
+    await admin.close();
+  }
+});
