@@ -99,13 +99,14 @@ const HTTP_URL_EXAMPLE = 'http://127.0.0.1:9990';
 /** Whether `value` is an absolute http or https URL, the only kind `stat` can read. */
 function isHttpUrl(value: string): boolean {
   if (!URL.canParse(value)) return false;
-  const { protocol } = new URL(value);
-  return protocol === 'http:' || protocol === 'https:';
+  const { protocol, username, password } = new URL(value);
+  // fetch refuses a URL with credentials (and would print them with its error on every read).
+  return (protocol === 'http:' || protocol === 'https:') && username === '' && password === '';
 }
 
 /** Parses the `<admin-url>` argument: refused up front, not once per refresh. */
 function adminUrlArgument(value: string): string {
-  if (!isHttpUrl(value)) throw new InvalidArgumentError(`must be an http or https url, e.g. ${HTTP_URL_EXAMPLE}`);
+  if (!isHttpUrl(value)) throw new InvalidArgumentError(`must be an http or https url without credentials, e.g. ${HTTP_URL_EXAMPLE}`);
   return value;
 }
 
@@ -115,7 +116,8 @@ function adminUrlArgument(value: string): string {
  * `adminUrl` is not an http or https URL.
  */
 export async function runStat(adminUrl: string, options: StatOptions, out: NodeJS.WritableStream, signal?: AbortSignal): Promise<number> {
-  if (!isHttpUrl(adminUrl)) throw new TypeError(`admin url must be an http or https url, e.g. ${HTTP_URL_EXAMPLE} (got "${adminUrl}")`);
+  if (!isHttpUrl(adminUrl))
+    throw new TypeError(`admin url must be an http or https url without credentials, e.g. ${HTTP_URL_EXAMPLE} (got "${adminUrl}")`);
   const clear = !options.json && !options.once && (out as { isTTY?: boolean }).isTTY === true;
   for (;;) {
     try {

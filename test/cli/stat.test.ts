@@ -173,12 +173,19 @@ test('`sidecarless stat`: Ctrl-C between refreshes exits with 130 too', async ()
 });
 
 test('`sidecarless stat` refuses an <admin-url> that is not an http or https URL, instead of failing every refresh', () => {
-  for (const url of ['not-a-url', 'ftp://127.0.0.1:9990', '127.0.0.1:9990']) {
+  for (const url of ['not-a-url', 'ftp://127.0.0.1:9990', '127.0.0.1:9990', 'http://user:secret@127.0.0.1:9990']) {
     const result = spawnSync(process.execPath, cli('stat', url), { encoding: 'utf8', env: cliEnv(), timeout: 20_000 });
     assert.equal(result.status, 1, `${url}: ${result.stderr}`);
     assert.match(result.stderr, /admin-url/, url);
     assert.match(result.stderr, /must be an http or https url/, url);
   }
+  // fetch refuses a URL with credentials on every read, printing them: refused up front too.
+  const withCredentials = spawnSync(process.execPath, cli('stat', 'http://user:secret@127.0.0.1:9990'), {
+    encoding: 'utf8',
+    env: cliEnv(),
+    timeout: 20_000,
+  });
+  assert.match(withCredentials.stderr, /without credentials/);
 });
 
 test('`sidecarless stat` says why a read failed: the cause behind "fetch failed", or the timeout', async () => {
