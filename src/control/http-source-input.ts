@@ -7,7 +7,9 @@
  * @module
  */
 
+import { X509Certificate } from 'node:crypto';
 import { hostname } from 'node:os';
+import { createSecureContext } from 'node:tls';
 import { z } from 'zod';
 import type { Clock } from '../core/clock.js';
 import { InvalidOptionError, type OptionProblem } from '../core/errors.js';
@@ -81,6 +83,51 @@ function tokenProblem(value: unknown): string | undefined {
   return `must be visible ASCII, with no spaces or control characters (found U+${code} at character ${bad + 1} of ${chars.length})`;
 }
 
+const CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
+const isPem = (value: unknown): value is string | Buffer => typeof value === 'string' || Buffer.isBuffer(value);
+// What OpenSSL said, without its error code: "error:0480006C:PEM routines::no start line".
+const openssl = (error: unknown): string => `openssl: ${String((error as Error)?.message ?? error).replace(/^error:[0-9A-F]+:/, '')}`;
+
+/**
+ * Reads the TLS material as the first request would, so that a bad one is refused here, naming
+ * its field, and not on each connect as a handshake error that names none. A `ca` with no
+ * certificate in it is refused too: Node would trust no server at all, or, empty, every public root.
+ */
+function checkTls(tls: { ca?: unknown; cert?: unknown; key?: unknown }, problems: OptionProblem[]): void {
+  const cas = Array.isArray(tls.ca) ? tls.ca.map((ca, i) => [`tls.ca.${i}`, ca] as const) : [['tls.ca', tls.ca] as const];
+  for (const [field, ca] of tls.ca === undefined ? [] : cas) {
+    if (!isPem(ca)) continue;
+    const blocks = String(ca).match(CERTIFICATE) ?? [];
+    if (blocks.length === 0)
+      problems.push({ field, message: 'must be PEM text holding the CA certificates to trust (found no certificate)' });
+    blocks.forEach((block, i) => {
+      try {
+        new X509Certificate(block);
+      } catch (error) {
+        problems.push({ field, message: `certificate ${i + 1} is not a valid PEM certificate (${openssl(error)})` });
+      }
+    });
+  }
+  const { cert, key } = tls;
+  if (cert === undefined && key === undefined) return;
+  if (cert === undefined || key === undefined) {
+    const [missing, given] = cert === undefined ? ['tls.cert', 'tls.key'] : ['tls.key', 'tls.cert'];
+    problems.push({ field: missing, message: `is required with ${given}: the client certificate and its private key go together` });
+  }
+  const read = (field: string, message: string, options: { cert?: string | Buffer; key?: string | Buffer }): boolean => {
+    try {
+      createSecureContext(options);
+      return true;
+    } catch (error) {
+      problems.push({ field, message: `${message} (${openssl(error)})` });
+      return false;
+    }
+  };
+  const certOk = isPem(cert) && read('tls.cert', 'must be the PEM of the client certificate', { cert });
+  const keyOk = isPem(key) && read('tls.key', "must be the PEM of the client certificate's private key", { key });
+  if (certOk && keyOk) read('tls.key', 'does not match tls.cert', { cert, key });
+}
+
 /** Checks every option, throwing one {@link InvalidOptionError} with every problem. */
 export function checkOptions(options: unknown) {
   const result = optionsSchema.safeParse(options);
@@ -91,7 +138,7 @@ export function checkOptions(options: unknown) {
   if (token !== undefined) problems.push({ field: 'token', message: token });
   if (given.tls !== undefined && base?.protocol === 'http:') {
     problems.push({ field: 'tls', message: `is for an https:// url (got ${base.protocol}//)` });
-  }
+  } else if (typeof given.tls === 'object' && given.tls !== null) checkTls(given.tls, problems);
   if (!result.success || base === undefined || problems.length > 0) throw new InvalidOptionError(problems);
   return { ...result.data, base };
 }

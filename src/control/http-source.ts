@@ -1,22 +1,24 @@
 /**
  * The control server's stream as a config source: one long-lived GET of newline-delimited
  * JSON (see {@link STREAM_PATH}). Each snapshot is validated by the sink and acknowledged back
- * to the server (ACK, or NACK with every problem), one report at a time and retried until the
- * server takes it. A snapshot line the client cannot read (longer than its limit, or not JSON)
- * is NACKed and skipped, and the stream goes on. A stream that goes quiet for three heartbeat
- * intervals is taken as dead; any end of the stream is followed by a reconnect after a jittered
- * exponential backoff, resuming from the version in force so an unchanged config is not resent.
- * While disconnected, the process keeps serving with the snapshot it has.
+ * to the server (ACK, or NACK with every problem; see `http-source-ack.ts`). A snapshot line the
+ * client cannot read (longer than its limit, or not JSON) is NACKed and skipped, and the stream
+ * goes on. A stream that brings no byte for three heartbeat intervals is taken as dead; any end
+ * of the stream is followed by a reconnect after a jittered exponential backoff, resuming from
+ * the version in force so an unchanged config is not resent. While disconnected, the process
+ * keeps serving with the snapshot it has.
  *
  * @module
  */
 
+import { randomBytes } from 'node:crypto';
 import { type ClientRequest, request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { type Clock, systemClock } from '../core/clock.js';
 import { type BackoffParams, backoffDelay, resolveBackoff } from '../layers/retry/backoff.js';
+import { type AckFailed, AckReporter } from './http-source-ack.js';
 import { checkOptions, defaultClientId, type StreamLine, StreamLines, snapshotVersionOf } from './http-source-input.js';
-import { ACK_PATH, type AckReport, STREAM_PATH } from './protocol.js';
+import { ACK_PATH, type ReportStamp, STREAM_PATH } from './protocol.js';
 import type { ConfigSink, ConfigSource, SourceUpdate, SourceVerdict } from './source.js';
 
 /** What the source reports, for logs and tests. */
@@ -24,8 +26,12 @@ export type HttpSourceEvent =
   | { type: 'connected'; version: string }
   | { type: 'disconnected'; reason: string; retryInMs: number }
   | { type: 'verdict'; verdict: SourceVerdict }
-  /** An ACK or NACK the server did not take; sent again after `retryInMs`, unless absent (a 4xx). */
-  | { type: 'ack-failed'; version: string; reason: string; retryInMs?: number };
+  /**
+   * An ACK or NACK the server did not take; sent again after `retryInMs` (the backoff's, or a
+   * 429's or 503's `Retry-After` within `reconnect`), unless absent: refused for good (a 4xx), or
+   * given up with the stream it answered, whose reconnect heals the server's view.
+   */
+  | AckFailed;
 
 /** Options of {@link httpSource}. */
 export interface HttpSourceOptions {
@@ -41,7 +47,8 @@ export interface HttpSourceOptions {
   token?: string;
   /**
    * TLS for an `https://` server (refused with an `http://` url): `ca` to trust a server
-   * certificate of a private CA, and `cert` and `key` (PEM) to present a client certificate for mTLS.
+   * certificate of a private CA, and `cert` and `key` (PEM) to present a client certificate for
+   * mTLS. Each is read at construction: one OpenSSL cannot read is refused naming it.
    */
   tls?: { ca?: string | Buffer | readonly (string | Buffer)[]; cert?: string | Buffer; key?: string | Buffer };
   /** This process's name at the server: 1 to 200 of `A-Z a-z 0-9 _ . : @ -`. Default `<hostname>-<pid>-<random>`. */
@@ -60,7 +67,7 @@ export interface HttpSourceOptions {
   maxLineBytes?: number;
   clock?: Clock;
   random?: () => number;
-  /** Called on connection changes, verdicts and failed ACKs. */
+  /** Called on connection changes, verdicts and failed ACKs; what it throws becomes a process warning. */
   onEvent?: (event: HttpSourceEvent) => void;
 }
 
@@ -70,8 +77,6 @@ export function httpSource(options: HttpSourceOptions): ConfigSource & { readonl
 }
 
 const FIRST_LINE_MS = 10_000;
-/** How long an ACK may wait for its answer before it is taken as lost and sent again. */
-const ACK_TIMEOUT_MS = 10_000;
 /** Problems sent in one NACK: as many as the server keeps, and well under its 1 MiB body limit. */
 const MAX_REPORTED_PROBLEMS = 100;
 const MAX_HEARTBEAT_MS = 3_600_000;
@@ -89,22 +94,20 @@ class HttpSource implements ConfigSource {
   readonly #requests = new Set<ClientRequest>();
   #sink: ConfigSink | undefined;
   #closed = false;
+  readonly #acks: AckReporter;
+  // This instance among the client's, and the count of its stream requests and reports: the
+  // server records them only in this order (see ReportStamp).
+  readonly #session = randomBytes(12).toString('base64url');
+  #seq = 0;
   // The stream.
   #stream: ClientRequest | undefined;
   #helloSeen = false;
   #reconnectTimer: unknown;
   #watchdog: unknown;
   #watchdogMs = FIRST_LINE_MS;
+  #lastData = 0;
   #failures = 0;
   #previousDelay = 0;
-  // ACKs: the newest verdict the server has yet to take, the one request in flight, its deadline,
-  // and the backoff of its retries.
-  #ackWaiting: AckReport | undefined;
-  #ackRequest: ClientRequest | undefined;
-  #ackDeadline: unknown;
-  #ackTimer: unknown;
-  #ackFailures = 0;
-  #ackPreviousDelay = 0;
 
   constructor(options: HttpSourceOptions) {
     const { missedHeartbeats, maxLineBytes, reconnect, base } = checkOptions(options);
@@ -117,6 +120,13 @@ class HttpSource implements ConfigSource {
     this.#backoff = resolveBackoff({ base: reconnect.base, max: reconnect.max, jitter: 'equal' }, 'reconnect');
     this.#missedHeartbeats = missedHeartbeats;
     this.#maxLineBytes = maxLineBytes;
+    this.#acks = new AckReporter({
+      send: (body) => this.#send('POST', ACK_PATH, {}, body),
+      clock: this.#clock,
+      backoff: this.#backoff,
+      random: this.#random,
+      emit: (event) => this.#emit(event),
+    });
   }
 
   start(sink: ConfigSink): void {
@@ -149,11 +159,13 @@ class HttpSource implements ConfigSource {
   #connect(): void {
     if (this.#closed) return;
     const sink = this.#sink as ConfigSink;
-    const req = this.#send('GET', STREAM_PATH, { client: this.clientId, version: sink.version });
+    const { session, seq } = this.#stamp();
+    const req = this.#send('GET', STREAM_PATH, { client: this.clientId, version: sink.version, session, seq: String(seq) });
     this.#stream = req;
     this.#helloSeen = false;
     this.#watchdogMs = FIRST_LINE_MS;
-    this.#armWatchdog(req);
+    this.#lastData = this.#clock.now();
+    this.#armWatchdog(req, FIRST_LINE_MS);
     let ended = false;
     const end = (reason: string): void => {
       if (ended) return;
@@ -170,6 +182,8 @@ class HttpSource implements ConfigSource {
       }
       const lines = new StreamLines(this.#maxLineBytes);
       res.on('data', (chunk: Buffer) => {
+        // Any byte is a sign of life: heartbeats queue behind a long line that takes a while to arrive.
+        this.#lastData = this.#clock.now();
         for (const line of lines.push(chunk)) {
           if (ended || req !== this.#stream || this.#closed) return;
           let broken: string | undefined;
@@ -188,7 +202,6 @@ class HttpSource implements ConfigSource {
 
   /** Handles one line; returns why the stream must be dropped, if it must. */
   #onLine(req: ClientRequest, line: StreamLine): string | undefined {
-    this.#armWatchdog(req);
     // A snapshot line that cannot be read whole is NACKed and skipped: the stream after it is
     // still good, and dropping it would only fetch the same line again on the reconnect.
     if ('overlong' in line) {
@@ -219,8 +232,9 @@ class HttpSource implements ConfigSource {
       }
       this.#helloSeen = true;
       this.#watchdogMs = heartbeatMs * this.#missedHeartbeats;
-      this.#armWatchdog(req);
-      this.#options.onEvent?.({ type: 'connected', version: String(message.version ?? '') });
+      this.#armWatchdog(req, this.#watchdogMs);
+      this.#acks.resetBackoff();
+      this.#emit({ type: 'connected', version: String(message.version ?? '') });
     } else if (message.type === 'snapshot') {
       const version = message.version;
       if (typeof version !== 'string' && typeof version !== 'number') return 'snapshot has no version';
@@ -242,88 +256,45 @@ class HttpSource implements ConfigSource {
 
   #deliver(update: SourceUpdate): void {
     const verdict = (this.#sink as ConfigSink).deliver(update);
-    this.#options.onEvent?.({ type: 'verdict', verdict });
-    this.#ack(verdict);
-  }
-
-  /**
-   * Reports a verdict. A lost ACK of an applied version would be healed on the next connect (the
-   * stream request names the version in force) but a NACK would not, and a stream may live for
-   * hours: so a report is sent again with backoff until the server takes it. One report is in
-   * flight at a time, so the server records verdicts in the order they were made, and only the
-   * newest waits: an older one still waiting is dropped.
-   */
-  #ack(verdict: SourceVerdict): void {
-    this.#ackWaiting = {
+    this.#emit({ type: 'verdict', verdict });
+    this.#acks.report({
       client: this.clientId,
       version: verdict.version,
       applied: verdict.applied,
       ...(verdict.applied ? {} : { problems: verdict.problems.slice(0, MAX_REPORTED_PROBLEMS) }),
-    };
-    if (this.#ackRequest !== undefined) return;
-    // A new verdict is not held back by the wait for the old one's retry.
-    if (this.#ackTimer !== undefined) this.#clock.clearTimer(this.#ackTimer);
-    this.#ackTimer = undefined;
-    this.#sendAck();
+      ...this.#stamp(),
+    });
   }
 
-  #sendAck(): void {
-    const report = this.#ackWaiting;
-    if (report === undefined || this.#closed) return;
-    const req = this.#send('POST', ACK_PATH, {}, JSON.stringify(report));
-    this.#ackRequest = req;
-    this.#ackDeadline = this.#clock.setTimer(() => {
-      this.#ackDeadline = undefined;
-      req.destroy(new Error(`no answer in ${ACK_TIMEOUT_MS}ms`));
-    }, ACK_TIMEOUT_MS);
-    let settled = false;
-    const settle = (failure: string | undefined, retry = true): void => {
-      if (settled) return;
-      settled = true;
-      if (this.#ackDeadline !== undefined) this.#clock.clearTimer(this.#ackDeadline);
-      this.#ackDeadline = this.#ackRequest = undefined;
-      if (this.#closed) return;
-      if (failure === undefined) {
-        this.#ackFailures = 0;
-        this.#ackPreviousDelay = 0;
-      } else if (retry) {
-        this.#ackFailures++;
-        const delay = backoffDelay(this.#backoff, this.#ackFailures, this.#ackPreviousDelay, this.#random);
-        this.#ackPreviousDelay = delay;
-        this.#options.onEvent?.({ type: 'ack-failed', version: report.version, reason: failure, retryInMs: delay });
-        this.#ackTimer = this.#clock.setTimer(() => {
-          this.#ackTimer = undefined;
-          this.#sendAck();
-        }, delay);
-        return;
-      } else {
-        this.#options.onEvent?.({ type: 'ack-failed', version: report.version, reason: failure });
-      }
-      // Taken (or refused for good): a newer verdict that waited behind this one goes now.
-      if (this.#ackWaiting === report) this.#ackWaiting = undefined;
-      else this.#sendAck();
-    };
-    req.on('error', (error) => {
-      req.destroy();
-      settle(error.message);
-    });
-    req.on('response', (res) => {
-      res.resume();
-      const status = res.statusCode ?? 0;
-      // A 4xx other than a timeout or a rate limit says the report itself is wrong: sent again,
-      // it would be refused again.
-      if (status >= 200 && status < 300) settle(undefined);
-      else settle(`HTTP ${status}`, status >= 500 || status === 408 || status === 429);
-    });
-    req.on('close', () => settle('connection closed'));
+  #stamp(): ReportStamp {
+    return { session: this.#session, seq: ++this.#seq };
   }
 
-  #armWatchdog(req: ClientRequest): void {
+  /** Tells `onEvent`; what it throws is a warning, never an exception out of a socket listener. */
+  #emit(event: HttpSourceEvent): void {
+    try {
+      this.#options.onEvent?.(event);
+    } catch (error) {
+      process.emitWarning(
+        `sidecarless: ${this.name} onEvent threw on ${event.type}: ${String((error as Error)?.message ?? error)}`,
+        'SidecarlessWarning',
+      );
+    }
+  }
+
+  /**
+   * Drops the stream after `ms` unless bytes came meanwhile: then it waits again for what is left
+   * of `#watchdogMs` since the last of them (re-arming on each chunk would churn a timer per chunk).
+   */
+  #armWatchdog(req: ClientRequest, ms: number): void {
     if (this.#watchdog !== undefined) this.#clock.clearTimer(this.#watchdog);
     this.#watchdog = this.#clock.setTimer(() => {
       this.#watchdog = undefined;
-      if (req === this.#stream) req.destroy(new Error('missed heartbeats'));
-    }, this.#watchdogMs);
+      if (req !== this.#stream) return;
+      const quiet = this.#clock.now() - this.#lastData;
+      if (quiet < this.#watchdogMs) this.#armWatchdog(req, this.#watchdogMs - quiet);
+      else req.destroy(new Error('missed heartbeats'));
+    }, ms);
   }
 
   #lost(req: ClientRequest, reason: string): void {
@@ -332,22 +303,24 @@ class HttpSource implements ConfigSource {
     if (this.#watchdog !== undefined) this.#clock.clearTimer(this.#watchdog);
     this.#watchdog = undefined;
     if (this.#closed) return;
+    this.#acks.drop();
     this.#failures++;
     const delay = backoffDelay(this.#backoff, this.#failures, this.#previousDelay, this.#random);
     this.#previousDelay = delay;
-    this.#options.onEvent?.({ type: 'disconnected', reason, retryInMs: delay });
     this.#reconnectTimer = this.#clock.setTimer(() => {
       this.#reconnectTimer = undefined;
       this.#connect();
     }, delay);
+    this.#emit({ type: 'disconnected', reason, retryInMs: delay });
   }
 
   async close(): Promise<void> {
     this.#closed = true;
-    for (const timer of [this.#reconnectTimer, this.#watchdog, this.#ackTimer, this.#ackDeadline]) {
+    this.#acks.close();
+    for (const timer of [this.#reconnectTimer, this.#watchdog]) {
       if (timer !== undefined) this.#clock.clearTimer(timer);
     }
-    this.#reconnectTimer = this.#watchdog = this.#ackTimer = this.#ackDeadline = undefined;
+    this.#reconnectTimer = this.#watchdog = undefined;
     // Requests leave the set on 'close', so each one here has yet to emit it.
     const closing = [...this.#requests].map(
       (req) =>
@@ -356,7 +329,7 @@ class HttpSource implements ConfigSource {
           req.destroy();
         }),
     );
-    this.#stream = this.#ackRequest = undefined;
+    this.#stream = undefined;
     await Promise.all(closing);
   }
 }

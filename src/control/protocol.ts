@@ -1,13 +1,21 @@
 /**
  * The control stream's wire protocol, shared by the server and the HTTP source.
  *
- * - `GET /v1/stream?client=<id>&version=<applied>` with `Authorization: Bearer <token>` opens a
- *   long-lived response of newline-delimited JSON: a `hello` (the heartbeat interval and the
- *   server's version), then a full `snapshot` — unless the client already applied that version
- *   (resume) — then a `snapshot` on each change and a `heartbeat` every interval.
- * - `POST /v1/ack` with `{ client, version, applied, problems }` acknowledges (ACK) or rejects
- *   (NACK) each version, as xDS clients do.
+ * - `GET /v1/stream?client=<id>&version=<applied>&session=<session>&seq=<seq>` with
+ *   `Authorization: Bearer <token>` opens a long-lived response of newline-delimited JSON: a
+ *   `hello` (the heartbeat interval and the server's version), then a full `snapshot` — unless
+ *   the client already applied that version (resume) — then a `snapshot` on each change and a
+ *   `heartbeat` every interval.
+ * - `POST /v1/ack` with `{ client, version, applied, problems, session, seq }` acknowledges (ACK)
+ *   or rejects (NACK) each version, as xDS clients do. An ACK clears the rejection recorded
+ *   before it, as an xDS ACK clears the error detail.
  * - `GET /clients` lists each client's applied or rejected version.
+ *
+ * `session` and `seq` ({@link ReportStamp}) order what one client says of itself: a report the
+ * client gave up on (no answer in time) and sent again may still reach the server after a newer
+ * one, from a kernel's retransmission or a gateway that accepted it, and would otherwise
+ * overwrite it. Both are optional, together, so a client older than them is still served; its
+ * reports are recorded in the order they arrive.
  *
  * @module
  */
@@ -33,6 +41,42 @@ export interface AckReport {
   readonly version: string;
   readonly applied: boolean;
   readonly problems?: readonly OptionProblem[];
+  /** See {@link ReportStamp}. */
+  readonly session?: string;
+  /** See {@link ReportStamp}. */
+  readonly seq?: number;
+}
+
+/**
+ * Where a stream request or a report stands among everything one client instance sent: `session`
+ * is drawn at random when the instance starts (1 to 64 of `A-Z a-z 0-9 _ -`), `seq` counts up from
+ * 1 over its stream requests and reports together (a report sent again keeps its `seq`). The server
+ * records a report, or the version a stream request names, only when its `seq` is above the
+ * highest it recorded for that session; a different session (the client restarted) starts over.
+ */
+export interface ReportStamp {
+  readonly session: string;
+  readonly seq: number;
+}
+
+const SESSION = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * Reads a stamp: `undefined` when both parts are absent (a client older than the stamp), an
+ * error message when either is malformed or given alone.
+ */
+export function readStamp(session: unknown, seq: unknown): ReportStamp | undefined | { error: string } {
+  if (session === undefined && seq === undefined) return undefined;
+  if (typeof session !== 'string' || !SESSION.test(session) || typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) {
+    return { error: 'session must be 1 to 64 letters, digits, "_" or "-", with seq an integer from 0' };
+  }
+  return { session, seq };
+}
+
+/** The stamp of a stream request's query, read as {@link readStamp} reads a report's. */
+export function readQueryStamp(query: URLSearchParams): ReturnType<typeof readStamp> {
+  const seq = query.get('seq');
+  return readStamp(query.get('session') ?? undefined, seq === null ? undefined : /^\d{1,15}$/.test(seq) ? Number(seq) : seq);
 }
 
 /**

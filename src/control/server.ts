@@ -18,9 +18,10 @@ import { z } from 'zod';
 import { type Clock, systemClock } from '../core/clock.js';
 import type { OptionProblem } from '../core/errors.js';
 import { int, num, parseOptions } from '../core/validate.js';
-import { checkClientCa, type PeerCertificate, peerCertificate } from './client-tls.js';
+import { ClientRegistry, type ClientState } from './client-registry.js';
+import { checkClientCa, peerCertificate } from './client-tls.js';
 import { type DocumentLimits, meshValidator } from './document.js';
-import { ACK_PATH, type AckReport, CLIENTS_PATH, STREAM_PATH, type StreamMessage } from './protocol.js';
+import { ACK_PATH, type AckReport, CLIENTS_PATH, readQueryStamp, readStamp, STREAM_PATH, type StreamMessage } from './protocol.js';
 import type { ConfigSink, ConfigSource, SourceUpdate, SourceVerdict } from './source.js';
 
 /** Options of {@link ControlServer}. */
@@ -55,25 +56,8 @@ export interface ControlServerTls {
   clientCa?: string | Buffer | readonly (string | Buffer)[];
 }
 
-/** What the server knows of one client. */
-export interface ClientState {
-  id: string;
-  address: string;
-  connected: boolean;
-  /** Streams open now (a client reconnecting may briefly hold two). */
-  streams: number;
-  appliedVersion: string | undefined;
-  rejectedVersion: string | undefined;
-  problems: readonly OptionProblem[] | undefined;
-  lastSeen: number;
-  /**
-   * The certificate the client presented on its latest stream (mTLS): the `client` id is what it
-   * calls itself, the certificate's subject is what the client CA vouches for.
-   */
-  certificate: PeerCertificate | undefined;
-}
+export type { ClientState } from './client-registry.js';
 
-const MAX_CLIENTS = 10_000;
 const MAX_ACK_BYTES = 1_048_576;
 // A client this far behind is dropped (it reconnects and gets one full snapshot) rather than
 // buffering every change for it.
@@ -99,7 +83,7 @@ export class ControlServer implements ConfigSink {
   readonly #log: (line: string) => void;
   readonly #server: Server;
   readonly #streams = new Map<ServerResponse, ClientState>();
-  readonly #clients = new Map<string, ClientState>();
+  readonly #clients: ClientRegistry;
   #current: { version: string; line: string; config: unknown } | undefined;
   #heartbeat: unknown;
   #closed = false;
@@ -117,6 +101,7 @@ export class ControlServer implements ConfigSink {
     this.#options = options;
     this.#tokens = tokens.map(digest);
     this.#clock = options.clock ?? systemClock;
+    this.#clients = new ClientRegistry(this.#clock);
     this.#port = port;
     this.#heartbeatMs = heartbeatMs;
     this.#validate = meshValidator(options.limits);
@@ -197,7 +182,7 @@ export class ControlServer implements ConfigSink {
 
   /** Every client seen, with its applied or rejected version. */
   clients(): ClientState[] {
-    return [...this.#clients.values()].map((c) => ({ ...c }));
+    return this.#clients.list();
   }
 
   #authorized(req: IncomingMessage): boolean {
@@ -270,49 +255,19 @@ export class ControlServer implements ConfigSink {
     json(res, 404, { error: 'not found' });
   }
 
-  #client(id: string, address: string): ClientState {
-    let client = this.#clients.get(id);
-    if (client === undefined) {
-      if (this.#clients.size >= MAX_CLIENTS) this.#forgetOneDisconnected();
-      client = {
-        id,
-        address,
-        connected: false,
-        streams: 0,
-        appliedVersion: undefined,
-        rejectedVersion: undefined,
-        problems: undefined,
-        lastSeen: 0,
-        certificate: undefined,
-      };
-      this.#clients.set(id, client);
-    }
-    client.lastSeen = this.#clock.wallTime();
-    return client;
-  }
-
-  #forgetOneDisconnected(): void {
-    for (const [id, c] of this.#clients) {
-      if (!c.connected) {
-        this.#clients.delete(id);
-        return;
-      }
-    }
-  }
-
   #openStream(req: IncomingMessage, res: ServerResponse, url: URL): void {
     const id = url.searchParams.get('client') ?? '';
     if (!CLIENT_ID.test(id)) {
       json(res, 400, { error: 'client must be 1 to 200 letters, digits or "_.:@-"' });
       return;
     }
-    const client = this.#client(id, req.socket.remoteAddress ?? '');
-    client.certificate = peerCertificate(req);
-    // The version the client names is the one in force there: it heals a lost ACK.
+    const stamp = readQueryStamp(url.searchParams);
+    if (stamp !== undefined && 'error' in stamp) {
+      json(res, 400, { error: stamp.error });
+      return;
+    }
     const has = url.searchParams.get('version');
-    if (has) client.appliedVersion = has;
-    client.streams++;
-    client.connected = true;
+    const client = this.#clients.streamOpened(id, req.socket.remoteAddress ?? '', peerCertificate(req), has, stamp);
     this.#streams.set(res, client);
     res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
     req.socket.setNoDelay(true);
@@ -321,9 +276,7 @@ export class ControlServer implements ConfigSink {
     if (this.#current !== undefined && has !== this.#current.version) this.#write(res, this.#current.line);
     res.on('close', () => {
       this.#streams.delete(res);
-      client.streams--;
-      client.connected = client.streams > 0;
-      client.lastSeen = this.#clock.wallTime();
+      this.#clients.streamClosed(client);
     });
   }
 
@@ -358,16 +311,18 @@ export class ControlServer implements ConfigSink {
       return;
     }
     if (typeof report?.client !== 'string' || !CLIENT_ID.test(report.client) || typeof report.version !== 'string') {
-      json(res, 400, { error: 'body must be { client, version, applied, problems }' });
+      json(res, 400, { error: 'body must be { client, version, applied, problems, session, seq }' });
       return;
     }
-    const client = this.#client(report.client, req.socket.remoteAddress ?? '');
-    if (report.applied === true) {
-      client.appliedVersion = report.version;
-    } else {
-      client.rejectedVersion = report.version;
-      client.problems = Array.isArray(report.problems) ? report.problems.slice(0, 100) : [];
-      this.#log(`control: client ${client.id} rejected version ${report.version}: ${client.problems.length} problems`);
+    const stamp = readStamp(report.session, report.seq);
+    if (stamp !== undefined && 'error' in stamp) {
+      json(res, 400, { error: stamp.error });
+      return;
+    }
+    // A stale report is answered as taken: sent again, it would be just as stale.
+    const client = this.#clients.report(report, stamp, req.socket.remoteAddress ?? '');
+    if (client !== undefined && report.applied !== true) {
+      this.#log(`control: client ${client.id} rejected version ${report.version}: ${client.problems?.length ?? 0} problems`);
     }
     res.writeHead(204).end();
   }

@@ -1,103 +1,18 @@
 // The stream client against control servers that misbehave: streams that break right after the
-// hello, snapshot lines it cannot read, a control server behind a path prefix, ACKs that fail,
-// and options that are wrong. Timing runs on a virtual clock; every test ends with no timer on
+// hello, snapshot lines it cannot read or that arrive slowly, a control server behind a path
+// prefix, ACKs that fail, an onEvent that throws, and options (TLS material included) that are wrong. Timing runs on a virtual clock; every test ends with no timer on
 // the clock and no socket open at the server.
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { readFileSync } from 'node:fs';
 import { afterEach, test } from 'node:test';
-import { ControlServer, createMeshStore, type HttpSourceEvent, type HttpSourceOptions, httpSource } from '../../src/control/index.js';
-import type { AckReport } from '../../src/control/protocol.js';
+import { ControlServer, type HttpSourceOptions, httpSource } from '../../src/control/index.js';
 import { VirtualClock } from '../../src/testing/index.js';
 import { closeOpened, refused, TOKEN, track, until } from './helpers.js';
+import { assertNothingLeft, fakeServer, heartbeat, hello, snapshot, streamClient, writeAndDeliver } from './stream-fakes.js';
 
 afterEach(closeOpened);
 
-const line = (message: object) => `${JSON.stringify(message)}\n`;
-const hello = (heartbeatMs = 60_000, version = 'v1') => line({ type: 'hello', heartbeatMs, version });
-const snapshot = (version: string, config: unknown = { services: {} }) => line({ type: 'snapshot', version, config });
-const heartbeat = (version = 'v1') => line({ type: 'heartbeat', version });
-
-/** A hand-written control server: the test says what each stream gets and how each ACK is answered. */
-async function fakeServer(options: {
-  stream: (res: ServerResponse, n: number) => void;
-  ack?: (req: IncomingMessage, res: ServerResponse, n: number) => void;
-  prefix?: string;
-}) {
-  const sockets = new Set<Socket>();
-  const streams: ServerResponse[] = [];
-  const streamUrls: string[] = [];
-  const acks: AckReport[] = [];
-  const ackUrls: string[] = [];
-  const prefix = options.prefix ?? '';
-  const server = createServer((req, res) => {
-    const path = req.url ?? '';
-    if (req.method === 'GET' && path.startsWith(`${prefix}/v1/stream?`)) {
-      streamUrls.push(path);
-      streams.push(res);
-      res.writeHead(200, { 'content-type': 'application/x-ndjson' });
-      options.stream(res, streams.length);
-      return;
-    }
-    if (req.method === 'POST' && path === `${prefix}/v1/ack`) {
-      ackUrls.push(path);
-      let body = '';
-      req.setEncoding('utf8');
-      req.on('data', (c: string) => (body += c));
-      req.on('end', () => {
-        acks.push(JSON.parse(body) as AckReport);
-        if (options.ack) options.ack(req, res, acks.length);
-        else res.writeHead(204).end();
-      });
-      return;
-    }
-    res.writeHead(404).end();
-  });
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return track({
-    url,
-    sockets,
-    streams,
-    streamUrls,
-    acks,
-    ackUrls,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise((r) => server.close(r));
-    },
-  });
-}
-
-/** A mesh store fed by one stream client on a virtual clock; `random` 1 makes each backoff its ceiling. */
-async function streamClient(url: string, options: Partial<HttpSourceOptions> = {}) {
-  const clock = new VirtualClock();
-  const events: HttpSourceEvent[] = [];
-  const source = httpSource({
-    url,
-    token: TOKEN,
-    clientId: 'c1',
-    clock,
-    random: () => 1,
-    reconnect: { base: 100, max: 10_000 },
-    onEvent: (e) => events.push(e),
-    ...options,
-  });
-  const store = track(await createMeshStore({ sources: [source] }));
-  const of = <T extends HttpSourceEvent['type']>(type: T) =>
-    events.filter((e): e is Extract<HttpSourceEvent, { type: T }> => e.type === type);
-  return { clock, events, store, of };
-}
-
-/** After close(): nothing on the clock, and the server sees every socket of the client closed. */
-async function assertNothingLeft(clock: VirtualClock, sockets: Set<Socket>): Promise<void> {
-  assert.equal(clock.pendingTimers, 0, 'timers left on the clock');
-  await until(() => sockets.size === 0, 'the client sockets closed at the server');
-}
+const pem = (name: string) => readFileSync(new URL(`./fixtures/tls/${name}`, import.meta.url));
 
 test('a stream that breaks right after the hello backs off exponentially; only a heartbeat resets the backoff', async () => {
   let healthy = false;
@@ -152,6 +67,8 @@ test('a snapshot line longer than maxLineBytes is NACKed on (document); the stre
   server.publish({ services: { users: { timeout: '2s' } } }, 'small');
   await until(() => store.version === 'small', 'the next version');
   await until(() => server.clients()[0]?.appliedVersion === 'small', 'its ACK');
+  // The ACK of a later version clears the rejection, as an xDS ACK clears the error detail.
+  assert.deepEqual([server.clients()[0]?.rejectedVersion, server.clients()[0]?.problems], [undefined, undefined]);
   assert.equal(of('connected').length, 1);
   assert.equal(of('disconnected').length, 0);
   await store.close();
@@ -175,7 +92,10 @@ test('a snapshot line that is not JSON is NACKed with the parse error and the st
   assert.equal(server.acks[0]?.applied, false);
   assert.equal(server.acks[0]?.problems?.[0]?.field, '(document)');
   assert.match(server.acks[0]?.problems?.[0]?.message ?? '', /^is on a stream line that is not valid JSON: /);
-  assert.deepEqual(server.acks[1], { client: 'c1', version: 'v3', applied: true });
+  assert.deepEqual(
+    { ...server.acks[1], session: undefined, seq: undefined },
+    { client: 'c1', version: 'v3', applied: true, session: undefined, seq: undefined },
+  );
   assert.equal(of('disconnected').length, 0);
   await store.close();
   await assertNothingLeft(clock, server.sockets);
@@ -187,7 +107,7 @@ test('a base URL with a path keeps it for the stream and the ACK, with or withou
     const { clock, store } = await streamClient(`${server.url}${base}`);
     await until(() => server.acks.length === 1, `the ACK under ${base}`);
     assert.equal(store.version, 'v1');
-    assert.match(server.streamUrls[0] ?? '', /^\/mesh-control\/v1\/stream\?client=c1&version=0$/);
+    assert.match(server.streamUrls[0] ?? '', /^\/mesh-control\/v1\/stream\?client=c1&version=0&session=[\w-]+&seq=1$/);
     assert.deepEqual(server.ackUrls, ['/mesh-control/v1/ack']);
     await store.close();
     await assertNothingLeft(clock, server.sockets);
@@ -333,7 +253,97 @@ test('options: unknown keys, a bad url, token, tls or clientId are refused namin
   // Every problem at once.
   refused(() => httpSource({ url: 'nope', token: 'x\n', missedHeartbeats: 0 }), ['missedHeartbeats', 'url', 'token'], 'three problems');
 
-  assert.doesNotThrow(() => httpSource({ url: 'https://gw.example/mesh-control/', token: 'abc-DEF_123.~+/=', tls: { ca: 'pem' } }));
+  assert.doesNotThrow(() => httpSource({ url: 'https://gw.example/mesh-control/', token: 'abc-DEF_123.~+/=', tls: { ca: pem('ca.pem') } }));
   assert.equal(httpSource({ url: 'http://gw.example/mesh-control/' }).name, 'http:http://gw.example/mesh-control');
   assert.equal(httpSource({ url: 'http://gw.example:7070' }).name, 'http:http://gw.example:7070');
+});
+
+test('a line that keeps arriving keeps the stream up; the watchdog fires missedHeartbeats x heartbeatMs after the last byte', async () => {
+  const server = await fakeServer({ stream: (res) => res.write(hello(1000)) });
+  const { clock, store, of } = await streamClient(server.url, { maxLineBytes: 1024 });
+  await until(() => of('connected').length === 1, 'the hello');
+  const res = server.streams[0]!;
+  await writeAndDeliver(res, `{"type":"snapshot","version":"big","config":{"services":{"x":"${'a'.repeat(2000)}`);
+  await until(() => server.acks.length === 1, 'the NACK of the long line');
+  // 50 kB every 0.9 s for 9 s, three times the quiet the watchdog allows, and heartbeats queued behind.
+  for (let i = 0; i < 10; i++) {
+    await clock.advance(900);
+    await writeAndDeliver(res, 'a'.repeat(50_000));
+  }
+  await writeAndDeliver(res, `"}}}\n${heartbeat()}`);
+  assert.equal(of('disconnected').length, 0);
+  assert.deepEqual(
+    server.acks.map((a) => [a.version, a.applied]),
+    [['big', false]],
+    'NACKed once, not fetched again',
+  );
+  // Quiet from here on: dropped 3 s after the last byte, not before.
+  await clock.advance(2999);
+  assert.equal(of('disconnected').length, 0);
+  await clock.advance(1);
+  await until(() => of('disconnected').length === 1, 'the quiet stream dropped');
+  assert.equal(of('disconnected')[0]!.reason, 'missed heartbeats');
+  await store.close();
+  await assertNothingLeft(clock, server.sockets);
+});
+
+test('an onEvent that throws becomes a warning; the stream, its verdicts and the ACK retry go on', async () => {
+  const warnings: string[] = [];
+  const onWarning = (warning: Error) => warnings.push(warning.message);
+  process.on('warning', onWarning);
+  try {
+    const server = await fakeServer({
+      stream: (res) => res.write(hello() + snapshot('v1')),
+      ack: (_req, res, n) => res.writeHead(n === 1 ? 503 : 204).end(),
+    });
+    const calls: string[] = [];
+    const onEvent = (event: { type: string }) => {
+      calls.push(event.type);
+      throw new Error(`listener broke on ${event.type}`);
+    };
+    const { clock, store } = await streamClient(server.url, { onEvent });
+    await until(() => calls.includes('ack-failed'), 'the refused ACK reported');
+    await clock.advance(100);
+    await until(() => server.acks.length === 2, 'the ACK sent again');
+    assert.equal(store.version, 'v1');
+    assert.equal(server.streams.length, 1, 'the stream was never dropped');
+    assert.deepEqual(calls, ['connected', 'verdict', 'ack-failed']);
+    await until(() => warnings.length === 3, 'a warning for each throw');
+    assert.match(warnings[0] ?? '', /onEvent threw on connected: listener broke on connected/);
+    await store.close();
+    await assertNothingLeft(clock, server.sockets);
+  } finally {
+    process.off('warning', onWarning);
+  }
+});
+
+test('tls: a cert, key or ca that is not valid PEM is refused naming the field, with what OpenSSL said', () => {
+  const url = 'https://control:7070';
+  const garbled = '-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n';
+  const [ca, cert, key] = [pem('ca.pem'), pem('client.pem'), pem('client.key')];
+  assert.match(
+    refused(() => httpSource({ url, tls: { cert: 'junk', key } }), ['tls.cert'], 'cert junk'),
+    /no start line\)$/,
+  );
+  assert.match(
+    refused(() => httpSource({ url, tls: { cert: key, key } }), ['tls.cert'], 'a key as the cert'),
+    /^tls\.cert: must be/,
+  );
+  refused(() => httpSource({ url, tls: { cert, key: 'junk' } }), ['tls.key'], 'key junk');
+  assert.match(
+    refused(() => httpSource({ url, tls: { cert, key: pem('stranger.key') } }), ['tls.key'], 'another key'),
+    /does not match tls\.cert/,
+  );
+  refused(() => httpSource({ url, tls: { cert } }), ['tls.key'], 'a cert without its key');
+  refused(() => httpSource({ url, tls: { key } }), ['tls.cert'], 'a key without its cert');
+  for (const bad of ['pem', '', garbled, Buffer.from('pem')]) {
+    refused(() => httpSource({ url, tls: { ca: bad } }), ['tls.ca'], `ca ${JSON.stringify(String(bad))}`);
+  }
+  assert.match(
+    refused(() => httpSource({ url, tls: { ca: [ca, garbled] } }), ['tls.ca.1'], 'the second ca'),
+    /bad base64 decode/,
+  );
+  refused(() => httpSource({ url, tls: { ca: 'x', cert: 'junk', key: 'junk' } }), ['tls.ca', 'tls.cert', 'tls.key'], 'every problem');
+  assert.doesNotThrow(() => httpSource({ url, tls: { ca: [ca, pem('other-ca.pem')], cert, key } }));
+  assert.doesNotThrow(() => httpSource({ url, tls: { ca: Buffer.concat([ca, pem('other-ca.pem')]).toString() } }));
 });
