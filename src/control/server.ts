@@ -269,15 +269,17 @@ export class ControlServer implements ConfigSink {
     const has = url.searchParams.get('version');
     const client = this.#clients.streamOpened(id, req.socket.remoteAddress ?? '', peerCertificate(req), has, stamp);
     this.#streams.set(res, client);
+    // Registered with the stream, before anything that could throw: a stream ended by the guard
+    // must not stay listed (heartbeats written to it, the client shown connected).
+    res.on('close', () => {
+      this.#streams.delete(res);
+      this.#clients.streamClosed(client);
+    });
     res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
     req.socket.setNoDelay(true);
     const hello: StreamMessage = { type: 'hello', heartbeatMs: this.#heartbeatMs, version: this.version };
     this.#write(res, `${JSON.stringify(hello)}\n`);
     if (this.#current !== undefined && has !== this.#current.version) this.#write(res, this.#current.line);
-    res.on('close', () => {
-      this.#streams.delete(res);
-      this.#clients.streamClosed(client);
-    });
   }
 
   #write(res: ServerResponse, line: string): void {
