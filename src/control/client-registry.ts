@@ -40,6 +40,15 @@ interface Entry {
   readonly state: ClientState;
   /** The newest stamp recorded; undefined until a stamped request arrives. */
   stamp: ReportStamp | undefined;
+  /** Streams open now by the session that opened them (several replicas may share one id). */
+  readonly liveSessions: Map<string, number>;
+}
+
+/** A stream {@link ClientRegistry.streamOpened} recorded, to hand back to {@link ClientRegistry.streamClosed}. */
+export interface OpenStream {
+  readonly state: ClientState;
+  readonly entry: Entry;
+  readonly session: string | undefined;
 }
 
 /** The clients seen, by id. */
@@ -58,7 +67,7 @@ export class ClientRegistry {
 
   /**
    * Records a stream opened by client `id`, naming the version in force there (which heals a lost
-   * ACK); returns the state to hand to {@link ClientRegistry.streamClosed}.
+   * ACK); returns what to hand to {@link ClientRegistry.streamClosed}.
    */
   streamOpened(
     id: string,
@@ -66,19 +75,40 @@ export class ClientRegistry {
     certificate: PeerCertificate | undefined,
     version: string | null,
     stamp: ReportStamp | undefined,
-  ): ClientState {
+  ): OpenStream {
     const entry = this.#entry(id, address);
     const state = entry.state;
     state.certificate = certificate;
+    const restarted = stamp !== undefined && entry.stamp !== undefined && entry.stamp.session !== stamp.session;
     // The stream is served either way; only its version may be older than what was recorded.
-    if (this.#advance(entry, stamp) && version) state.appliedVersion = version;
+    if (this.#advance(entry, stamp, true)) {
+      // A new session is a restarted client: what its previous run applied or refused is history.
+      if (restarted) {
+        state.appliedVersion = undefined;
+        state.rejectedVersion = undefined;
+        state.problems = undefined;
+      }
+      if (version && version !== state.appliedVersion) {
+        state.appliedVersion = version;
+        // The client runs a version past the one it refused (its ACK was lost with its stream).
+        state.rejectedVersion = undefined;
+        state.problems = undefined;
+      }
+    }
+    if (stamp !== undefined) entry.liveSessions.set(stamp.session, (entry.liveSessions.get(stamp.session) ?? 0) + 1);
     state.streams++;
     state.connected = true;
-    return state;
+    return { state, entry, session: stamp?.session };
   }
 
-  /** Records the end of a stream {@link ClientRegistry.streamOpened} returned `state` for. */
-  streamClosed(state: ClientState): void {
+  /** Records the end of a stream {@link ClientRegistry.streamOpened} recorded. */
+  streamClosed(stream: OpenStream): void {
+    const { state, entry, session } = stream;
+    if (session !== undefined) {
+      const open = (entry.liveSessions.get(session) ?? 1) - 1;
+      if (open > 0) entry.liveSessions.set(session, open);
+      else entry.liveSessions.delete(session);
+    }
     state.streams--;
     state.connected = state.streams > 0;
     state.lastSeen = this.#clock.wallTime();
@@ -87,7 +117,7 @@ export class ClientRegistry {
   /** Records an ACK or NACK; returns the client's state, or `undefined` when the report is older than one recorded, and ignored. */
   report(report: AckReport, stamp: ReportStamp | undefined, address: string): Readonly<ClientState> | undefined {
     const entry = this.#entry(report.client, address);
-    if (!this.#advance(entry, stamp)) return undefined;
+    if (!this.#advance(entry, stamp, false)) return undefined;
     const state = entry.state;
     if (report.applied === true) {
       state.appliedVersion = report.version;
@@ -104,12 +134,17 @@ export class ClientRegistry {
   /**
    * Whether a request stamped `stamp` is newer than everything recorded of its client, recording
    * its stamp if so. Unstamped (a client older than the stamp) is taken as newer: the order of
-   * arrival is all there is to go by. A new session is a restarted client, and starts over.
+   * arrival is all there is to go by. Another session is a restarted client (or a replica sharing
+   * the id) and starts over — by opening a stream: a report of another session counts only while
+   * that session has a stream open here, since a client drops its reports with its stream, so a
+   * report of a previous run arriving late (held by a gateway past the restart) is ignored.
    */
-  #advance(entry: Entry, stamp: ReportStamp | undefined): boolean {
+  #advance(entry: Entry, stamp: ReportStamp | undefined, opensStream: boolean): boolean {
     if (stamp === undefined) return true;
     const last = entry.stamp;
-    if (last !== undefined && last.session === stamp.session && stamp.seq <= last.seq) return false;
+    if (last !== undefined && last.session === stamp.session) {
+      if (stamp.seq <= last.seq) return false;
+    } else if (!opensStream && !entry.liveSessions.has(stamp.session)) return false;
     entry.stamp = stamp;
     return true;
   }
@@ -129,7 +164,7 @@ export class ClientRegistry {
         lastSeen: 0,
         certificate: undefined,
       };
-      entry = { state, stamp: undefined };
+      entry = { state, stamp: undefined, liveSessions: new Map() };
       this.#clients.set(id, entry);
     }
     entry.state.lastSeen = this.#clock.wallTime();

@@ -155,7 +155,8 @@ export class AckReporter {
 /** The wait a `Retry-After` header asks for, in seconds or as an HTTP-date; `undefined` if unreadable. */
 export function retryAfterMs(value: string | undefined, nowWallMs: number): number | undefined {
   const text = value?.trim() ?? '';
-  if (/^\d{1,10}$/.test(text)) return Number(text) * 1000;
+  // Any number of seconds: the caller keeps the wait within its backoff's bounds.
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
   const at = /[A-Za-z]/.test(text) ? Date.parse(text) : Number.NaN;
   return Number.isNaN(at) ? undefined : Math.max(0, at - nowWallMs);
 }

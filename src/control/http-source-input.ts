@@ -83,7 +83,8 @@ function tokenProblem(value: unknown): string | undefined {
   return `must be visible ASCII, with no spaces or control characters (found U+${code} at character ${bad + 1} of ${chars.length})`;
 }
 
-const CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
+// OpenSSL's trusted form too (`BEGIN TRUSTED CERTIFICATE`, in some distributions' CA bundles): Node takes it.
+const CERTIFICATE = /-----BEGIN (TRUSTED )?CERTIFICATE-----[\s\S]*?-----END \1CERTIFICATE-----/g;
 const isPem = (value: unknown): value is string | Buffer => typeof value === 'string' || Buffer.isBuffer(value);
 // What OpenSSL said, without its error code: "error:0480006C:PEM routines::no start line".
 const openssl = (error: unknown): string => `openssl: ${String((error as Error)?.message ?? error).replace(/^error:[0-9A-F]+:/, '')}`;
@@ -102,7 +103,9 @@ function checkTls(tls: { ca?: unknown; cert?: unknown; key?: unknown }, problems
       problems.push({ field, message: 'must be PEM text holding the CA certificates to trust (found no certificate)' });
     blocks.forEach((block, i) => {
       try {
-        new X509Certificate(block);
+        // X509Certificate reads the plain form only; the trusted one is read as a handshake would.
+        if (block.startsWith('-----BEGIN TRUSTED')) createSecureContext({ ca: block });
+        else new X509Certificate(block);
       } catch (error) {
         problems.push({ field, message: `certificate ${i + 1} is not a valid PEM certificate (${openssl(error)})` });
       }

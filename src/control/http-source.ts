@@ -182,8 +182,10 @@ class HttpSource implements ConfigSource {
       }
       const lines = new StreamLines(this.#maxLineBytes);
       res.on('data', (chunk: Buffer) => {
-        // Any byte is a sign of life: heartbeats queue behind a long line that takes a while to arrive.
-        this.#lastData = this.#clock.now();
+        // Any byte is a sign of life once the hello came (heartbeats queue behind a long line that
+        // takes a while to arrive); before it, only the hello line counts, so a server dribbling
+        // bytes without one is still dropped after the first-line limit.
+        if (this.#helloSeen) this.#lastData = this.#clock.now();
         for (const line of lines.push(chunk)) {
           if (ended || req !== this.#stream || this.#closed) return;
           let broken: string | undefined;
@@ -231,6 +233,7 @@ class HttpSource implements ConfigSource {
         return `hello has no heartbeatMs from 1 to ${MAX_HEARTBEAT_MS}`;
       }
       this.#helloSeen = true;
+      this.#lastData = this.#clock.now();
       this.#watchdogMs = heartbeatMs * this.#missedHeartbeats;
       this.#armWatchdog(req, this.#watchdogMs);
       this.#acks.resetBackoff();

@@ -18,7 +18,7 @@ import { z } from 'zod';
 import { type Clock, systemClock } from '../core/clock.js';
 import type { OptionProblem } from '../core/errors.js';
 import { int, num, parseOptions } from '../core/validate.js';
-import { ClientRegistry, type ClientState } from './client-registry.js';
+import { ClientRegistry, type ClientState, type OpenStream } from './client-registry.js';
 import { checkClientCa, peerCertificate } from './client-tls.js';
 import { type DocumentLimits, meshValidator } from './document.js';
 import { ACK_PATH, type AckReport, CLIENTS_PATH, readQueryStamp, readStamp, STREAM_PATH, type StreamMessage } from './protocol.js';
@@ -82,7 +82,7 @@ export class ControlServer implements ConfigSink {
   readonly #validate: ReturnType<typeof meshValidator>;
   readonly #log: (line: string) => void;
   readonly #server: Server;
-  readonly #streams = new Map<ServerResponse, ClientState>();
+  readonly #streams = new Map<ServerResponse, OpenStream>();
   readonly #clients: ClientRegistry;
   #current: { version: string; line: string; config: unknown } | undefined;
   #heartbeat: unknown;

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { get } from 'node:http';
 import { connect, createServer, type Socket } from 'node:net';
 import { afterEach, test } from 'node:test';
+import { retryAfterMs } from '../../src/control/http-source-ack.js';
 import { ControlServer } from '../../src/control/index.js';
 import { VirtualClock } from '../../src/testing/index.js';
 import { closeOpened, TOKEN, track, until } from './helpers.js';
@@ -109,6 +110,8 @@ test('the server records a report only above the highest seq of its session; uns
   const c1 = () => server.clients().find((c) => c.id === 'c1');
   const ack = (version: string, session: string, seq: number) => post(url, { client: 'c1', version, applied: true, session, seq });
 
+  // A client reports on a stream it opened (its stamp starts the session here).
+  assert.equal(await stream(url, 'client=c1&version=&session=s-1&seq=1'), 200);
   assert.equal(await ack('v2', 's-1', 5), 204);
   assert.equal(await ack('v1', 's-1', 4), 204, 'a stale report is taken, and ignored');
   assert.equal(await ack('v1', 's-1', 5), 204);
@@ -149,6 +152,39 @@ test('the server records a report only above the highest seq of its session; uns
     server.clients().some((c) => c.id === 'c3'),
     false,
   );
+});
+
+test("a late report of a client's previous run is ignored once the restarted run has opened its stream", async () => {
+  const server = track(new ControlServer({ token: TOKEN, port: 0, heartbeatMs: 60_000, clock: new VirtualClock(), log: () => {} }));
+  const url = await server.listen();
+  const c1 = () => server.clients().find((c) => c.id === 'c1');
+  assert.equal(await stream(url, 'client=c1&version=&session=s-1&seq=1'), 200);
+  // The process restarts as s-2 and applies v2; a gateway still holds s-1's ACK of v1.
+  assert.equal(await stream(url, 'client=c1&version=&session=s-2&seq=1'), 200);
+  assert.equal(await post(url, { client: 'c1', version: 'v2', applied: true, session: 's-2', seq: 2 }), 204);
+  await until(() => c1()?.streams === 0, 'both streams closed at the server');
+  assert.equal(await post(url, { client: 'c1', version: 'v1', applied: true, session: 's-1', seq: 2 }), 204);
+  assert.equal(c1()?.appliedVersion, 'v2', "the previous run's report does not overwrite the restarted one's");
+  // Nor does it re-open the door to stale reports of the current run.
+  assert.equal(await post(url, { client: 'c1', version: 'v0', applied: true, session: 's-2', seq: 1 }), 204);
+  assert.equal(c1()?.appliedVersion, 'v2');
+});
+
+test('a restarted client starts with a clean record, and a reconnect naming a newer version clears a rejection', async () => {
+  const server = track(new ControlServer({ token: TOKEN, port: 0, heartbeatMs: 60_000, clock: new VirtualClock(), log: () => {} }));
+  const url = await server.listen();
+  const c1 = () => server.clients().find((c) => c.id === 'c1');
+  const problems = [{ field: 'x', message: 'bad' }];
+  assert.equal(await stream(url, 'client=c1&version=&session=s-1&seq=1'), 200);
+  assert.equal(await post(url, { client: 'c1', version: 'v1', applied: true, session: 's-1', seq: 2 }), 204);
+  assert.equal(await post(url, { client: 'c1', version: 'v2', applied: false, problems, session: 's-1', seq: 3 }), 204);
+  // The client applied v3, its ACK dropped with its stream; the reconnect names v3.
+  assert.equal(await stream(url, 'client=c1&version=v3&session=s-1&seq=5'), 200);
+  assert.deepEqual([c1()?.appliedVersion, c1()?.rejectedVersion, c1()?.problems], ['v3', undefined, undefined]);
+  assert.equal(await post(url, { client: 'c1', version: 'v4', applied: false, problems, session: 's-1', seq: 6 }), 204);
+  // A fresh process with nothing in force: what the dead one applied or refused is not its.
+  assert.equal(await stream(url, 'client=c1&version=&session=s-2&seq=1'), 200);
+  assert.deepEqual([c1()?.appliedVersion, c1()?.rejectedVersion, c1()?.problems], [undefined, undefined, undefined]);
 });
 
 test('the client stamps its stream requests and reports with its session and a rising seq', async () => {
@@ -241,4 +277,15 @@ test('a 429 or 503 with Retry-After is sent again after that long, at most recon
   );
   await client.store.close();
   await assertNothingLeft(clock, server.sockets);
+});
+
+test('Retry-After is read in seconds of any length, or as an HTTP date; anything else is unreadable', () => {
+  const now = Date.parse('2026-11-22T10:00:00Z');
+  assert.equal(retryAfterMs('3', now), 3000);
+  assert.equal(retryAfterMs(' 120 ', now), 120_000);
+  // Longer than ten digits is still seconds: the backoff's maximum then bounds the wait.
+  assert.equal(retryAfterMs('99999999999', now), 99_999_999_999_000);
+  assert.equal(retryAfterMs('Sun, 22 Nov 2026 10:00:05 GMT', now), 5000);
+  assert.equal(retryAfterMs('Sun, 22 Nov 2026 09:00:00 GMT', now), 0);
+  for (const bad of [undefined, '', '-1', '1.5', 'soon']) assert.equal(retryAfterMs(bad, now), undefined, String(bad));
 });

@@ -287,6 +287,20 @@ test('a line that keeps arriving keeps the stream up; the watchdog fires missedH
   await assertNothingLeft(clock, server.sockets);
 });
 
+test('before the hello, bytes are no sign of life: a server dribbling them without a hello is dropped at the first-line limit', async () => {
+  const server = await fakeServer({ stream: () => {} });
+  const { clock, store, of } = await streamClient(server.url);
+  await until(() => server.streams.length === 1, 'the stream open');
+  for (let i = 0; i < 3; i++) {
+    await clock.advance(4000);
+    if (of('disconnected').length === 0) await writeAndDeliver(server.streams[0]!, ' ');
+  }
+  await until(() => of('disconnected').length === 1, 'dropped without a hello');
+  assert.equal(of('connected').length, 0);
+  await store.close();
+  await assertNothingLeft(clock, server.sockets);
+});
+
 test('an onEvent that throws becomes a warning; the stream, its verdicts and the ACK retry go on', async () => {
   const warnings: string[] = [];
   const onWarning = (warning: Error) => warnings.push(warning.message);
@@ -346,4 +360,6 @@ test('tls: a cert, key or ca that is not valid PEM is refused naming the field, 
   refused(() => httpSource({ url, tls: { ca: 'x', cert: 'junk', key: 'junk' } }), ['tls.ca', 'tls.cert', 'tls.key'], 'every problem');
   assert.doesNotThrow(() => httpSource({ url, tls: { ca: [ca, pem('other-ca.pem')], cert, key } }));
   assert.doesNotThrow(() => httpSource({ url, tls: { ca: Buffer.concat([ca, pem('other-ca.pem')]).toString() } }));
+  // OpenSSL's trusted form, which Node takes, is a certificate too.
+  assert.doesNotThrow(() => httpSource({ url, tls: { ca: pem('ca-trusted.pem'), cert, key } }));
 });
