@@ -38,6 +38,8 @@ import type { AdminSources } from './state.js';
 
 export { dashboardHtml } from './dashboard.js';
 export type { AdminHandler, MetricsExposition } from './handler.js';
+/** The `/api/stats` windows that can be asked for, in ms. */
+export { WINDOW_RANGE } from './handler.js';
 export { type StatsDocument, toJson } from './state.js';
 
 /** What the admin routes report on. */

@@ -8,7 +8,7 @@
  */
 
 import { type Command, InvalidArgumentError } from 'commander';
-import type { StatsDocument } from '../admin/index.js';
+import { type StatsDocument, WINDOW_RANGE } from '../admin/index.js';
 import { tryParseDuration } from '../core/duration.js';
 import type { ServiceStats } from '../layers/metrics/index.js';
 
@@ -62,7 +62,7 @@ export async function fetchStats(adminUrl: string, windowMs: number, timeoutMs: 
   url.searchParams.set('window', String(windowMs));
   // Not AbortSignal.any([signal, ...]): the caller's signal lives for the whole run, and Node
   // (20.20 measured) keeps every AbortSignal.any() built on a long-lived signal that fetch
-  // listened to (nodejs/node#64476), one entry per refresh, forever. So each read has its own
+  // listened to (the leak of nodejs/node#55351), one entry per refresh, forever. So each read has its own
   // controller, which follows the caller's signal only while the read is pending.
   const read = new AbortController();
   const cancel = (): void => read.abort(signal?.reason);
@@ -117,7 +117,8 @@ function adminUrlArgument(value: string): string {
  */
 export async function runStat(adminUrl: string, options: StatOptions, out: NodeJS.WritableStream, signal?: AbortSignal): Promise<number> {
   if (!isHttpUrl(adminUrl))
-    throw new TypeError(`admin url must be an http or https url without credentials, e.g. ${HTTP_URL_EXAMPLE} (got "${adminUrl}")`);
+    // Not echoed: it may be the URL with credentials that is refused.
+    throw new TypeError(`admin url must be an http or https url without credentials, e.g. ${HTTP_URL_EXAMPLE}`);
   const clear = !options.json && !options.once && (out as { isTTY?: boolean }).isTTY === true;
   for (;;) {
     try {
@@ -166,7 +167,12 @@ export function register(program: Command): void {
     .description('golden metrics per service from an admin server, like `linkerd viz stat`')
     .argument('<admin-url>', `the admin server, e.g. ${HTTP_URL_EXAMPLE}`, adminUrlArgument)
     .option('-i, --interval <duration>', 'refresh interval', durationOption('interval', 100, 3_600_000), 2_000)
-    .option('-w, --window <duration>', 'window for rates and percentiles', durationOption('window', 1_000, 3_600_000), 10_000)
+    .option(
+      '-w, --window <duration>',
+      'window for rates and percentiles',
+      durationOption('window', WINDOW_RANGE.min, WINDOW_RANGE.max),
+      10_000,
+    )
     .option('--timeout <duration>', 'longest wait for the admin server', durationOption('timeout', 1, 600_000), 5_000)
     .option('--once', 'print once and exit', false)
     .option('--json', 'print the stats document as JSON (one line per refresh)', false)
