@@ -52,6 +52,7 @@ export function cancelUnread(body: StreamBody, reason: unknown): void {
   }
 }
 
+/** Reads `body` as a {@link Source}: a web stream through a reader (locking it; throws if it is locked), an iterable through its iterator. */
 export function sourceOf(body: StreamBody): Source {
   if (body instanceof ReadableStream) {
     const reader = body.getReader();
@@ -73,6 +74,7 @@ export function sourceOf(body: StreamBody): Source {
   };
 }
 
+/** What the replay buffer read (`head`), then the rest of the stream: the one-shot body of a request over the limit. */
 export function replayThenRest(head: Uint8Array[], rest: Source): ReadableStream<Uint8Array> {
   let index = 0;
   return new ReadableStream<Uint8Array>({
