@@ -17,6 +17,7 @@
 
 import type { ClientRequest } from 'node:http';
 import type { Clock } from '../core/clock.js';
+import { isRetryableHttpStatus, parseRetryAfter } from '../core/status.js';
 import { type BackoffParams, backoffDelay } from '../layers/retry/backoff.js';
 import type { AckReport } from './protocol.js';
 
@@ -129,12 +130,13 @@ export class AckReporter {
     req.on('response', (res) => {
       res.resume();
       const status = res.statusCode ?? 0;
-      // A 4xx other than a timeout or a rate limit says the report itself is wrong: sent again,
-      // it would be refused again.
+      // Retried as the HTTP classifier would retry a call: a 4xx other than a timeout or a rate
+      // limit says the report itself is wrong (sent again, it would be refused again), and so do
+      // 501 and 505.
       if (status >= 200 && status < 300) return settle(undefined);
       const header = res.headers['retry-after'];
-      const retryAfter = status === 429 || status === 503 ? retryAfterMs(header, clock.wallTime()) : undefined;
-      settle(`HTTP ${status}`, status >= 500 || status === 408 || status === 429, retryAfter);
+      const retryAfter = status === 429 || status === 503 ? parseRetryAfter(header, clock.wallTime()) : undefined;
+      settle(`HTTP ${status}`, isRetryableHttpStatus(status), retryAfter);
     });
     req.on('close', () => settle('connection closed'));
   }
@@ -150,13 +152,4 @@ export class AckReporter {
     this.#previousDelay = delay;
     return delay;
   }
-}
-
-/** The wait a `Retry-After` header asks for, in seconds or as an HTTP-date; `undefined` if unreadable. */
-export function retryAfterMs(value: string | undefined, nowWallMs: number): number | undefined {
-  const text = value?.trim() ?? '';
-  // Any number of seconds: the caller keeps the wait within its backoff's bounds.
-  if (/^\d+$/.test(text)) return Number(text) * 1000;
-  const at = /[A-Za-z]/.test(text) ? Date.parse(text) : Number.NaN;
-  return Number.isNaN(at) ? undefined : Math.max(0, at - nowWallMs);
 }

@@ -41,3 +41,16 @@ export const RETRYABLE_GRPC_CODES: ReadonlySet<number> = new Set([8 /* RESOURCE_
 export function isRetryableHttpStatus(status: number): boolean {
   return (status >= 500 && status !== 501 && status !== 505) || status === 408 || status === 429;
 }
+
+/**
+ * Parses `Retry-After`: delta-seconds or an HTTP date. Returns milliseconds, or `undefined` for
+ * a missing or unreadable value (a bad header is ignored, never an error). A date must hold a
+ * letter: `Date.parse` reads "1.5" or " 5" as dates in 2001, which would make a wait of 0.
+ */
+export function parseRetryAfter(value: string | null | undefined, nowWall = Date.now()): number | undefined {
+  const text = value?.trim() ?? '';
+  // Any number of seconds: a caller keeps the wait within its own bounds.
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const at = /[A-Za-z]/.test(text) ? Date.parse(text) : Number.NaN;
+  return Number.isNaN(at) ? undefined : Math.max(0, at - nowWall);
+}

@@ -6,7 +6,6 @@ import assert from 'node:assert/strict';
 import { get } from 'node:http';
 import { connect, createServer, type Socket } from 'node:net';
 import { afterEach, test } from 'node:test';
-import { retryAfterMs } from '../../src/control/http-source-ack.js';
 import { ControlServer } from '../../src/control/index.js';
 import { VirtualClock } from '../../src/testing/index.js';
 import { closeOpened, TOKEN, track, until } from './helpers.js';
@@ -277,15 +276,4 @@ test('a 429 or 503 with Retry-After is sent again after that long, at most recon
   );
   await client.store.close();
   await assertNothingLeft(clock, server.sockets);
-});
-
-test('Retry-After is read in seconds of any length, or as an HTTP date; anything else is unreadable', () => {
-  const now = Date.parse('2026-11-22T10:00:00Z');
-  assert.equal(retryAfterMs('3', now), 3000);
-  assert.equal(retryAfterMs(' 120 ', now), 120_000);
-  // Longer than ten digits is still seconds: the backoff's maximum then bounds the wait.
-  assert.equal(retryAfterMs('99999999999', now), 99_999_999_999_000);
-  assert.equal(retryAfterMs('Sun, 22 Nov 2026 10:00:05 GMT', now), 5000);
-  assert.equal(retryAfterMs('Sun, 22 Nov 2026 09:00:00 GMT', now), 0);
-  for (const bad of [undefined, '', '-1', '1.5', 'soon']) assert.equal(retryAfterMs(bad, now), undefined, String(bad));
 });

@@ -6,7 +6,7 @@
  */
 
 import { type Classification, type Classifier, classification, defaultClassifier } from '../../core/classify.js';
-import { isRetryableHttpStatus } from '../../core/status.js';
+import { isRetryableHttpStatus, parseRetryAfter } from '../../core/status.js';
 
 /**
  * The header that carries the caller's remaining deadline, in whole milliseconds. Relative, as
@@ -49,16 +49,8 @@ interface StatusCarrier {
   headers?: { get?(name: string): string | null } | Record<string, string | string[] | undefined>;
 }
 
-/**
- * Parses `Retry-After`: delta-seconds or an HTTP date. Returns milliseconds, or `undefined` for
- * a missing or unreadable value (a bad header is ignored, never an error).
- */
-export function parseRetryAfter(value: string | null | undefined, nowWall = Date.now()): number | undefined {
-  if (value === null || value === undefined || value === '') return undefined;
-  if (/^\d+$/.test(value)) return Number(value) * 1000;
-  const at = Date.parse(value);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - nowWall);
-}
+/** `Retry-After` parsing, one rule for every protocol layer (it lives in core, the control client reads it too). */
+export { parseRetryAfter } from '../../core/status.js';
 
 function headerOf(headers: StatusCarrier['headers'], name: string): string | undefined {
   if (headers === undefined) return undefined;

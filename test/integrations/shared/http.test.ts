@@ -25,6 +25,12 @@ test('Retry-After: seconds or an HTTP date; junk ignored', () => {
   assert.equal(parseRetryAfter(new Date(Date.UTC(2030, 0, 1, 0, 0, 5)).toUTCString(), Date.UTC(2030, 0, 1)), 5000);
   assert.equal(parseRetryAfter('soon'), undefined);
   assert.equal(parseRetryAfter(null), undefined);
+  // Seconds of any length (the caller bounds the wait); a date must be a date: Date.parse reads
+  // "1.5" and " 5" as days in 2001, a wait of 0.
+  assert.equal(parseRetryAfter(' 120 '), 120_000);
+  assert.equal(parseRetryAfter('99999999999'), 99_999_999_999_000);
+  assert.equal(parseRetryAfter('Sun, 22 Nov 2026 09:00:00 GMT', Date.parse('2026-11-22T10:00:00Z')), 0);
+  for (const bad of ['', '-1', '1.5', ' 5 x']) assert.equal(parseRetryAfter(bad), undefined, bad);
 });
 
 test('deadline headers: ours in ms, or grpc-timeout units', () => {
