@@ -10,7 +10,7 @@
 import type { Clock } from '../core/clock.js';
 import type { OptionProblem } from '../core/errors.js';
 import type { PeerCertificate } from './client-tls.js';
-import type { AckReport, ReportStamp } from './protocol.js';
+import { type AckReport, MAX_REPORTED_PROBLEMS, type ReportStamp } from './protocol.js';
 
 /** What the server knows of one client. */
 export interface ClientState {
@@ -33,10 +33,9 @@ export interface ClientState {
 
 // Past this many, a disconnected client is forgotten to make room: ids are the client's to pick.
 const MAX_CLIENTS = 10_000;
-// As many as the client sends; more would only grow /clients.
-const MAX_PROBLEMS = 100;
 
-interface Entry {
+/** What the registry keeps of one client. */
+export interface Entry {
   readonly state: ClientState;
   /** The newest stamp recorded; undefined until a stamped request arrives. */
   stamp: ReportStamp | undefined;
@@ -46,7 +45,6 @@ interface Entry {
 
 /** A stream {@link ClientRegistry.streamOpened} recorded, to hand back to {@link ClientRegistry.streamClosed}. */
 export interface OpenStream {
-  readonly state: ClientState;
   readonly entry: Entry;
   readonly session: string | undefined;
 }
@@ -98,12 +96,13 @@ export class ClientRegistry {
     if (stamp !== undefined) entry.liveSessions.set(stamp.session, (entry.liveSessions.get(stamp.session) ?? 0) + 1);
     state.streams++;
     state.connected = true;
-    return { state, entry, session: stamp?.session };
+    return { entry, session: stamp?.session };
   }
 
   /** Records the end of a stream {@link ClientRegistry.streamOpened} recorded. */
   streamClosed(stream: OpenStream): void {
-    const { state, entry, session } = stream;
+    const { entry, session } = stream;
+    const state = entry.state;
     if (session !== undefined) {
       const open = (entry.liveSessions.get(session) ?? 1) - 1;
       if (open > 0) entry.liveSessions.set(session, open);
@@ -116,8 +115,10 @@ export class ClientRegistry {
 
   /** Records an ACK or NACK; returns the client's state, or `undefined` when the report is older than one recorded, and ignored. */
   report(report: AckReport, stamp: ReportStamp | undefined, address: string): Readonly<ClientState> | undefined {
+    // A stale report is looked at, not recorded: it creates no client and evicts none.
+    const known = this.#clients.get(report.client);
+    if (known !== undefined ? !this.#advance(known, stamp, false) : stamp !== undefined) return undefined;
     const entry = this.#entry(report.client, address);
-    if (!this.#advance(entry, stamp, false)) return undefined;
     const state = entry.state;
     if (report.applied === true) {
       state.appliedVersion = report.version;
@@ -126,7 +127,7 @@ export class ClientRegistry {
       state.problems = undefined;
     } else {
       state.rejectedVersion = report.version;
-      state.problems = Array.isArray(report.problems) ? report.problems.slice(0, MAX_PROBLEMS) : [];
+      state.problems = Array.isArray(report.problems) ? report.problems.slice(0, MAX_REPORTED_PROBLEMS) : [];
     }
     return state;
   }

@@ -14,6 +14,7 @@ import { z } from 'zod';
 import type { Validator } from '../core/config-store.js';
 import type { OptionProblem } from '../core/errors.js';
 import { int, parseOptions, problemsOf } from '../core/validate.js';
+import { MAX_REPORTED_PROBLEMS } from './protocol.js';
 import { type MeshConfig, meshConfigSchema } from './schema.js';
 import { layerProblems } from './selectors.js';
 
@@ -28,7 +29,7 @@ export interface DocumentLimits {
 /** Default {@link DocumentLimits.maxBytes}. */
 export const DEFAULT_MAX_BYTES = 1_048_576;
 const DEFAULT_MAX_DEPTH = 32;
-const MAX_PROBLEMS = 100;
+const MAX_PROBLEMS = MAX_REPORTED_PROBLEMS;
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
 // A NaN limit would compare false with every size and so disable the limit altogether.

@@ -22,7 +22,7 @@ import { type BackoffParams, backoffDelay } from '../layers/retry/backoff.js';
 import type { AckReport } from './protocol.js';
 
 /** How long a report may wait for its answer before it is taken as lost and sent again. */
-export const ACK_TIMEOUT_MS = 10_000;
+const ACK_TIMEOUT_MS = 10_000;
 
 /** A report the server did not take; sent again after `retryInMs`, unless absent. */
 export interface AckFailed {

@@ -15,10 +15,8 @@ import type { Clock } from '../core/clock.js';
 import { InvalidOptionError, type OptionProblem } from '../core/errors.js';
 import { duration, int, problemsOf } from '../core/validate.js';
 import { DEFAULT_MAX_BYTES } from './document.js';
+import { CLIENT_ID, CLIENT_ID_RULE, NOT_IN_CLIENT_ID } from './protocol.js';
 
-// What the control server accepts as a client id.
-const CLIENT_ID = /^[A-Za-z0-9_.:@-]{1,200}$/;
-const CLIENT_ID_RULE = 'must be 1 to 200 letters, digits or "_.:@-"';
 const URL_RULE = "must be the control server's http:// or https:// url, such as http://control:7070";
 
 const pem = z.union([z.string(), z.instanceof(Buffer)], { error: 'must be PEM text, as a string or Buffer' });
@@ -148,10 +146,7 @@ export function checkOptions(options: unknown) {
 
 /** `<hostname>-<pid>-<random>`, with anything the server would refuse in a hostname replaced. */
 export function defaultClientId(): string {
-  const host =
-    hostname()
-      .replace(/[^A-Za-z0-9_.:@-]/g, '-')
-      .slice(0, 180) || 'host';
+  const host = hostname().replace(NOT_IN_CLIENT_ID, '-').slice(0, 180) || 'host';
   return `${host}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 }
 

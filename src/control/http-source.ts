@@ -18,7 +18,7 @@ import { type Clock, systemClock } from '../core/clock.js';
 import { type BackoffParams, backoffDelay, resolveBackoff } from '../layers/retry/backoff.js';
 import { type AckFailed, AckReporter } from './http-source-ack.js';
 import { checkOptions, defaultClientId, type StreamLine, StreamLines, snapshotVersionOf } from './http-source-input.js';
-import { ACK_PATH, type ReportStamp, STREAM_PATH } from './protocol.js';
+import { ACK_PATH, MAX_REPORTED_PROBLEMS, type ReportStamp, STREAM_PATH } from './protocol.js';
 import type { ConfigSink, ConfigSource, SourceUpdate, SourceVerdict } from './source.js';
 
 /** What the source reports, for logs and tests. */
@@ -77,8 +77,6 @@ export function httpSource(options: HttpSourceOptions): ConfigSource & { readonl
 }
 
 const FIRST_LINE_MS = 10_000;
-/** Problems sent in one NACK: as many as the server keeps, and well under its 1 MiB body limit. */
-const MAX_REPORTED_PROBLEMS = 100;
 const MAX_HEARTBEAT_MS = 3_600_000;
 
 class HttpSource implements ConfigSource {
@@ -280,7 +278,7 @@ class HttpSource implements ConfigSource {
     } catch (error) {
       process.emitWarning(
         `sidecarless: ${this.name} onEvent threw on ${event.type}: ${String((error as Error)?.message ?? error)}`,
-        'SidecarlessWarning',
+        'SidecarlessListenerWarning',
       );
     }
   }

@@ -59,6 +59,15 @@ export interface ReportStamp {
   readonly seq: number;
 }
 
+/** A client id, as the client gives it in the stream query and its reports. */
+export const CLIENT_ID = /^[A-Za-z0-9_.:@-]{1,200}$/;
+/** {@link CLIENT_ID} in words, for the errors that refuse one. */
+export const CLIENT_ID_RULE = 'must be 1 to 200 letters, digits or "_.:@-"';
+/** Characters a client id cannot hold, to make one from a host name. */
+export const NOT_IN_CLIENT_ID = /[^A-Za-z0-9_.:@-]/g;
+/** Problems one NACK carries at most: the document's validation stops there, the server keeps no more. */
+export const MAX_REPORTED_PROBLEMS = 100;
+
 const SESSION = /^[A-Za-z0-9_-]{1,64}$/;
 
 /**

@@ -21,7 +21,17 @@ import { int, num, parseOptions } from '../core/validate.js';
 import { ClientRegistry, type ClientState, type OpenStream } from './client-registry.js';
 import { checkClientCa, peerCertificate } from './client-tls.js';
 import { type DocumentLimits, meshValidator } from './document.js';
-import { ACK_PATH, type AckReport, CLIENTS_PATH, readQueryStamp, readStamp, STREAM_PATH, type StreamMessage } from './protocol.js';
+import {
+  ACK_PATH,
+  type AckReport,
+  CLIENT_ID,
+  CLIENT_ID_RULE,
+  CLIENTS_PATH,
+  readQueryStamp,
+  readStamp,
+  STREAM_PATH,
+  type StreamMessage,
+} from './protocol.js';
 import type { ConfigSink, ConfigSource, SourceUpdate, SourceVerdict } from './source.js';
 
 /** Options of {@link ControlServer}. */
@@ -62,7 +72,6 @@ const MAX_ACK_BYTES = 1_048_576;
 // A client this far behind is dropped (it reconnects and gets one full snapshot) rather than
 // buffering every change for it.
 const MAX_BUFFERED = 8 * 1_048_576;
-const CLIENT_ID = /^[A-Za-z0-9_.:@-]{1,200}$/;
 
 /** The numeric options, checked at construction (a zero or NaN heartbeat would fire every millisecond). */
 const numericOptions = z.object({
@@ -258,7 +267,7 @@ export class ControlServer implements ConfigSink {
   #openStream(req: IncomingMessage, res: ServerResponse, url: URL): void {
     const id = url.searchParams.get('client') ?? '';
     if (!CLIENT_ID.test(id)) {
-      json(res, 400, { error: 'client must be 1 to 200 letters, digits or "_.:@-"' });
+      json(res, 400, { error: `client ${CLIENT_ID_RULE}` });
       return;
     }
     const stamp = readQueryStamp(url.searchParams);
@@ -314,6 +323,11 @@ export class ControlServer implements ConfigSink {
     }
     if (typeof report?.client !== 'string' || !CLIENT_ID.test(report.client) || typeof report.version !== 'string') {
       json(res, 400, { error: 'body must be { client, version, applied, problems, session, seq }' });
+      return;
+    }
+    // "true" as a string would be recorded as a rejection: refused, naming the field.
+    if (typeof report.applied !== 'boolean' || (report.problems !== undefined && !Array.isArray(report.problems))) {
+      json(res, 400, { error: 'applied must be true or false, and problems a list when given' });
       return;
     }
     const stamp = readStamp(report.session, report.seq);

@@ -144,6 +144,9 @@ test('the server records a report only above the highest seq of its session; uns
   ]) {
     assert.equal(await post(url, { client: 'c3', version: 'v1', applied: true, ...stamp }), 400, JSON.stringify(stamp));
   }
+  for (const body of [{ applied: 'true' }, { applied: undefined }, { applied: false, problems: 'bad' }]) {
+    assert.equal(await post(url, { client: 'c3', version: 'v1', ...body }), 400, JSON.stringify(body));
+  }
   for (const query of ['session=s', 'seq=1', 'session=s&seq=x', 'session=&seq=1']) {
     assert.equal(await stream(url, `client=c3&version=v1&${query}`), 400, query);
   }
