@@ -1,13 +1,15 @@
 /**
- * What the control server checks of TLS clients: that a client CA is given as something Node
- * will not read as "trust every public root", and who a client's certificate says it is.
+ * TLS checks of the control plane: that CA certificates (the server's client CA, the stream
+ * client's server CA) are given as something Node will not read as "trust no one" or "trust every
+ * public root", and who a client's certificate says it is.
  *
  * @module
  */
 
+import { X509Certificate } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import type { TLSSocket } from 'node:tls';
-import { InvalidOptionError } from '../core/errors.js';
+import { createSecureContext, type TLSSocket } from 'node:tls';
+import { InvalidOptionError, type OptionProblem } from '../core/errors.js';
 
 /** The certificate a client presented: its subject (RFC 4514) and SHA-256 fingerprint. */
 export interface PeerCertificate {
@@ -17,6 +19,44 @@ export interface PeerCertificate {
 
 const isPem = (value: unknown): value is string | Buffer =>
   (typeof value === 'string' && value.trim() !== '') || (Buffer.isBuffer(value) && value.length > 0);
+
+// OpenSSL's trusted form too (`BEGIN TRUSTED CERTIFICATE`, in some distributions' CA bundles): Node takes it.
+const CERTIFICATE = /-----BEGIN (TRUSTED )?CERTIFICATE-----[\s\S]*?-----END \1CERTIFICATE-----/g;
+
+/** What OpenSSL said, without its error code: "error:0480006C:PEM routines::no start line". */
+export const openssl = (error: unknown): string =>
+  `openssl: ${String((error as Error)?.message ?? error).replace(/^error:[0-9A-F]+:/, '')}`;
+
+/**
+ * The problems of CA certificates given as `field` (PEM text or a list of it), read as a handshake
+ * would read them: Node takes text holding no certificate silently and then trusts no peer, or,
+ * empty, every public root — so such a value is refused here, naming its field. The server's
+ * client CA and the stream client's server CA are read by this one rule.
+ */
+export function caProblems(field: string, value: unknown, what: string): OptionProblem[] {
+  const problems: OptionProblem[] = [];
+  const given = Array.isArray(value) ? value.map((ca, i) => [`${field}.${i}`, ca] as const) : [[field, value] as const];
+  if (Array.isArray(value) && value.length === 0)
+    problems.push({ field, message: `must hold ${what} (an empty list trusts every public root)` });
+  for (const [at, ca] of given) {
+    if (!isPem(ca)) {
+      problems.push({ field: at, message: `must be PEM text (a string or Buffer) holding ${what}` });
+      continue;
+    }
+    const blocks = String(ca).match(CERTIFICATE) ?? [];
+    if (blocks.length === 0) problems.push({ field: at, message: `must be PEM text holding ${what} (found no certificate)` });
+    blocks.forEach((block, i) => {
+      try {
+        // X509Certificate reads the plain form only; the trusted one is read as a handshake would.
+        if (block.startsWith('-----BEGIN TRUSTED')) createSecureContext({ ca: block });
+        else new X509Certificate(block);
+      } catch (error) {
+        problems.push({ field: at, message: `certificate ${i + 1} is not a valid PEM certificate (${openssl(error)})` });
+      }
+    });
+  }
+  return problems;
+}
 
 /**
  * @internal a value of an RFC 4514 distinguished name, escaped: a CN holding ", O=..." cannot
@@ -44,11 +84,6 @@ export function peerCertificate(req: IncomingMessage): PeerCertificate | undefin
  */
 export function checkClientCa(clientCa: unknown): void {
   if (clientCa === undefined) return;
-  const ok = Array.isArray(clientCa) ? clientCa.length > 0 && clientCa.every(isPem) : isPem(clientCa);
-  if (!ok) {
-    throw new InvalidOptionError(
-      'tls.clientCa',
-      'must be the PEM of the CA certificates that sign clients: a non-empty string or Buffer, or a non-empty array of them (an empty one would trust every public root CA)',
-    );
-  }
+  const problems = caProblems('tls.clientCa', clientCa, 'the CA certificates that sign clients');
+  if (problems.length > 0) throw new InvalidOptionError(problems);
 }

@@ -7,13 +7,13 @@
  * @module
  */
 
-import { X509Certificate } from 'node:crypto';
 import { hostname } from 'node:os';
 import { createSecureContext } from 'node:tls';
 import { z } from 'zod';
 import type { Clock } from '../core/clock.js';
 import { InvalidOptionError, type OptionProblem } from '../core/errors.js';
 import { duration, int, problemsOf } from '../core/validate.js';
+import { caProblems, openssl } from './client-tls.js';
 import { DEFAULT_MAX_BYTES } from './document.js';
 import { CLIENT_ID, CLIENT_ID_RULE, NOT_IN_CLIENT_ID } from './protocol.js';
 
@@ -81,11 +81,8 @@ function tokenProblem(value: unknown): string | undefined {
   return `must be visible ASCII, with no spaces or control characters (found U+${code} at character ${bad + 1} of ${chars.length})`;
 }
 
-// OpenSSL's trusted form too (`BEGIN TRUSTED CERTIFICATE`, in some distributions' CA bundles): Node takes it.
-const CERTIFICATE = /-----BEGIN (TRUSTED )?CERTIFICATE-----[\s\S]*?-----END \1CERTIFICATE-----/g;
+// Its type is the schema's to check; the text is read below.
 const isPem = (value: unknown): value is string | Buffer => typeof value === 'string' || Buffer.isBuffer(value);
-// What OpenSSL said, without its error code: "error:0480006C:PEM routines::no start line".
-const openssl = (error: unknown): string => `openssl: ${String((error as Error)?.message ?? error).replace(/^error:[0-9A-F]+:/, '')}`;
 
 /**
  * Reads the TLS material as the first request would, so that a bad one is refused here, naming
@@ -93,22 +90,9 @@ const openssl = (error: unknown): string => `openssl: ${String((error as Error)?
  * certificate in it is refused too: Node would trust no server at all, or, empty, every public root.
  */
 function checkTls(tls: { ca?: unknown; cert?: unknown; key?: unknown }, problems: OptionProblem[]): void {
-  const cas = Array.isArray(tls.ca) ? tls.ca.map((ca, i) => [`tls.ca.${i}`, ca] as const) : [['tls.ca', tls.ca] as const];
-  for (const [field, ca] of tls.ca === undefined ? [] : cas) {
-    if (!isPem(ca)) continue;
-    const blocks = String(ca).match(CERTIFICATE) ?? [];
-    if (blocks.length === 0)
-      problems.push({ field, message: 'must be PEM text holding the CA certificates to trust (found no certificate)' });
-    blocks.forEach((block, i) => {
-      try {
-        // X509Certificate reads the plain form only; the trusted one is read as a handshake would.
-        if (block.startsWith('-----BEGIN TRUSTED')) createSecureContext({ ca: block });
-        else new X509Certificate(block);
-      } catch (error) {
-        problems.push({ field, message: `certificate ${i + 1} is not a valid PEM certificate (${openssl(error)})` });
-      }
-    });
-  }
+  // A value of the wrong type is the schema's to refuse (once): the text of the rest is read here.
+  const typed = isPem(tls.ca) || (Array.isArray(tls.ca) && tls.ca.every(isPem));
+  if (typed) problems.push(...caProblems('tls.ca', tls.ca, 'the CA certificates to trust'));
   const { cert, key } = tls;
   if (cert === undefined && key === undefined) return;
   if (cert === undefined || key === undefined) {

@@ -89,10 +89,21 @@ test('mTLS with a token: a client needs both; TLS without a client CA still need
 
 test('mTLS: an empty client CA is refused, naming tls.clientCa, rather than trusting the public root CAs', () => {
   const { cert, key } = serverTls;
-  for (const clientCa of ['', '  \n', Buffer.alloc(0), [], [''], [pem('ca.pem'), Buffer.alloc(0)], null]) {
+  // Each refused once, naming the field, or the item of a list, that is wrong.
+  const cases: [unknown, string][] = [
+    ['', 'tls.clientCa'],
+    ['  \n', 'tls.clientCa'],
+    [Buffer.alloc(0), 'tls.clientCa'],
+    [[], 'tls.clientCa'],
+    [[''], 'tls.clientCa.0'],
+    [[pem('ca.pem'), Buffer.alloc(0)], 'tls.clientCa.1'],
+    [null, 'tls.clientCa'],
+    ['not a certificate', 'tls.clientCa'],
+  ];
+  for (const [clientCa, field] of cases) {
     assert.throws(
       () => new ControlServer({ tls: { cert, key, clientCa: clientCa as string }, port: 0, log: quiet }),
-      (error: unknown) => error instanceof InvalidOptionError && error.problems.length === 1 && error.problems[0]?.field === 'tls.clientCa',
+      (error: unknown) => error instanceof InvalidOptionError && error.problems.length === 1 && error.problems[0]?.field === field,
       `clientCa ${JSON.stringify(clientCa)}`,
     );
   }
