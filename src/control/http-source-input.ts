@@ -134,51 +134,6 @@ export function defaultClientId(): string {
   return `${host}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 }
 
-/** One line of the stream: its text, or the first bytes of a line over the limit. */
-export type StreamLine = { readonly text: string } | { readonly overlong: true; readonly head: string };
-
-// Enough of a line to read its type and version from the head: `{"type":"snapshot","version":"..."`.
-const HEAD_BYTES = 512;
-
-/** Splits a byte stream into lines, holding at most `maxBytes` of any line. */
-export class StreamLines {
-  readonly #maxBytes: number;
-  #parts: Buffer[] = [];
-  #size = 0;
-  #skipping = false;
-
-  constructor(maxBytes: number) {
-    this.#maxBytes = maxBytes;
-  }
-
-  /** Feeds a chunk; returns the lines it completes, and each line as it goes over the limit. */
-  push(chunk: Buffer): StreamLine[] {
-    const lines: StreamLine[] = [];
-    let start = 0;
-    while (start < chunk.length) {
-      const newline = chunk.indexOf(10, start);
-      const part = chunk.subarray(start, newline === -1 ? chunk.length : newline);
-      if (!this.#skipping && this.#size + part.length > this.#maxBytes) {
-        const head = Buffer.concat([...this.#parts, part], Math.min(HEAD_BYTES, this.#size + part.length));
-        lines.push({ overlong: true, head: head.toString('utf8') });
-        this.#parts = [];
-        this.#size = 0;
-        this.#skipping = true;
-      } else if (!this.#skipping && part.length > 0) {
-        this.#parts.push(part);
-        this.#size += part.length;
-      }
-      if (newline === -1) break;
-      if (!this.#skipping) lines.push({ text: Buffer.concat(this.#parts, this.#size).toString('utf8') });
-      this.#parts = [];
-      this.#size = 0;
-      this.#skipping = false;
-      start = newline + 1;
-    }
-    return lines;
-  }
-}
-
 // The control server writes `type` then `version` first; a line that does not start so is not
 // taken for a snapshot (its version could not be told from a `version` key inside the config).
 const SNAPSHOT_HEAD = /^\s*\{\s*"type"\s*:\s*"snapshot"\s*,\s*"version"\s*:\s*("(?:[^"\\]|\\.)*"|\d+)\s*[,}]/;

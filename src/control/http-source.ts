@@ -17,8 +17,8 @@ import { request as httpsRequest } from 'node:https';
 import { type Clock, systemClock } from '../core/clock.js';
 import { type BackoffParams, backoffDelay, resolveBackoff } from '../layers/retry/backoff.js';
 import { type AckFailed, AckReporter } from './http-source-ack.js';
-import { checkOptions, defaultClientId, type StreamLine, StreamLines, snapshotVersionOf } from './http-source-input.js';
-import { ACK_PATH, MAX_REPORTED_PROBLEMS, type ReportStamp, STREAM_PATH } from './protocol.js';
+import { checkOptions, defaultClientId, snapshotVersionOf } from './http-source-input.js';
+import { ACK_PATH, MAX_REPORTED_PROBLEMS, type ReportStamp, STREAM_PATH, type StreamLine, StreamLines } from './protocol.js';
 import type { ConfigSink, ConfigSource, SourceUpdate, SourceVerdict } from './source.js';
 
 /** What the source reports, for logs and tests. */

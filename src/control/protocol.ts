@@ -90,37 +90,68 @@ export function readQueryStamp(query: URLSearchParams): ReturnType<typeof readSt
 
 /**
  * Splits a byte stream into lines, refusing any line longer than `maxBytes` (a stream that
- * never sends a newline must not grow a buffer without bound).
+ * never sends a newline must not grow a buffer without bound). {@link StreamLines} with a throw
+ * where that one reports the line and skips it.
  */
 export class LineSplitter {
+  readonly #lines: StreamLines;
   readonly #maxBytes: number;
-  #parts: Buffer[] = [];
-  #size = 0;
 
   constructor(maxBytes: number) {
+    this.#lines = new StreamLines(maxBytes);
     this.#maxBytes = maxBytes;
   }
 
   /** Feeds a chunk; returns the complete lines in it, or throws when a line is too long. */
   push(chunk: Buffer): string[] {
-    const lines: string[] = [];
-    let start = 0;
-    let newline = chunk.indexOf(10, start);
-    while (newline !== -1) {
-      this.#add(chunk.subarray(start, newline));
-      lines.push(Buffer.concat(this.#parts, this.#size).toString('utf8'));
-      this.#parts = [];
-      this.#size = 0;
-      start = newline + 1;
-      newline = chunk.indexOf(10, start);
-    }
-    if (start < chunk.length) this.#add(chunk.subarray(start));
-    return lines;
+    return this.#lines.push(chunk).map((line) => {
+      if ('overlong' in line) throw new Error(`stream line longer than ${this.#maxBytes} bytes`);
+      return line.text;
+    });
+  }
+}
+
+/** One line of the stream: its text, or the first bytes of a line over the limit. */
+export type StreamLine = { readonly text: string } | { readonly overlong: true; readonly head: string };
+
+// Enough of a line to read its type and version from the head: `{"type":"snapshot","version":"..."`.
+const HEAD_BYTES = 512;
+
+/** Splits a byte stream into lines, holding at most `maxBytes` of any line. */
+export class StreamLines {
+  readonly #maxBytes: number;
+  #parts: Buffer[] = [];
+  #size = 0;
+  #skipping = false;
+
+  constructor(maxBytes: number) {
+    this.#maxBytes = maxBytes;
   }
 
-  #add(part: Buffer): void {
-    this.#size += part.length;
-    if (this.#size > this.#maxBytes) throw new Error(`stream line longer than ${this.#maxBytes} bytes`);
-    this.#parts.push(part);
+  /** Feeds a chunk; returns the lines it completes, and each line as it goes over the limit. */
+  push(chunk: Buffer): StreamLine[] {
+    const lines: StreamLine[] = [];
+    let start = 0;
+    while (start < chunk.length) {
+      const newline = chunk.indexOf(10, start);
+      const part = chunk.subarray(start, newline === -1 ? chunk.length : newline);
+      if (!this.#skipping && this.#size + part.length > this.#maxBytes) {
+        const head = Buffer.concat([...this.#parts, part], Math.min(HEAD_BYTES, this.#size + part.length));
+        lines.push({ overlong: true, head: head.toString('utf8') });
+        this.#parts = [];
+        this.#size = 0;
+        this.#skipping = true;
+      } else if (!this.#skipping && part.length > 0) {
+        this.#parts.push(part);
+        this.#size += part.length;
+      }
+      if (newline === -1) break;
+      if (!this.#skipping) lines.push({ text: Buffer.concat(this.#parts, this.#size).toString('utf8') });
+      this.#parts = [];
+      this.#size = 0;
+      this.#skipping = false;
+      start = newline + 1;
+    }
+    return lines;
   }
 }
